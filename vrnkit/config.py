@@ -1,0 +1,103 @@
+"""Configuration in one place: the quick/full switch, the seed, and volume presets.
+
+Everything that depends on "how big" reads it from here, so a notebook can print the
+configuration it resolved and a student can see every knob in one file.
+
+>>> from vrnkit.config import VolumeSpec, resolve_mode
+>>> VolumeSpec.preset("paper").shape
+(200, 192, 192)
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# The one seed every generator and trainer starts from unless told otherwise.
+SEED = 0
+
+MODES = ("quick", "full")
+
+
+def resolve_mode(mode: str | None = None) -> str:
+    """Return "quick" or "full".
+
+    Order: the argument, then the VRNKIT_MODE environment variable, then "full" when CUDA
+    is available and "quick" otherwise. Quick mode uses tiny presets that run on two CPU
+    cores in minutes (CI uses it); full mode uses the paper's sizes on a GPU.
+    """
+    mode = mode or os.environ.get("VRNKIT_MODE") or None
+    if mode is None:
+        try:
+            import torch
+
+            mode = "full" if torch.cuda.is_available() else "quick"
+        except ImportError:  # NumPy-only use of the package
+            mode = "quick"
+    mode = mode.strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"VRNKIT_MODE must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def seed_everything(seed: int = SEED) -> None:
+    """Seed Python, NumPy and PyTorch (if installed) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """Size of the crop and of the volume aligned with it.
+
+    A volume is an array (depth, height, width); voxel (d, y, x) has its centre at crop
+    coordinates (x + 0.5, y + 0.5, (d + 0.5) / depth_scale). Front of the face = high d.
+    """
+
+    depth: int = 200  # D: number of depth slices
+    height: int = 192  # H: crop height in pixels (= volume height)
+    width: int = 192  # W: crop width in pixels (= volume width)
+    depth_scale: float = 2.0  # slices per pixel of depth: 200 slices span 100 px
+    face_size: float = 90.0  # sqrt(w*h) of the 68-landmark box after cropping (paper: 90 px)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.depth, self.height, self.width)
+
+    @property
+    def depth_span(self) -> float:
+        """Depth covered by the volume, in crop pixels."""
+        return self.depth / self.depth_scale
+
+    @staticmethod
+    def preset(name: str) -> "VolumeSpec":
+        """Named presets: "paper" (200x192x192) and "quick" (64x64x64, same proportions)."""
+        try:
+            return VOLUME_PRESETS[name]
+        except KeyError:
+            raise ValueError(f"unknown volume preset {name!r}; choose one of {sorted(VOLUME_PRESETS)}") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+VOLUME_PRESETS = {
+    # The paper: 192x192 crops, 200 slices at 2 slices per pixel.
+    "paper": VolumeSpec(),
+    # Quick mode: a third of the paper's size in x and y; 64 slices at 2 per pixel span
+    # 32 px of depth, as 200 span 100 px at 192 (ratio kept within 4 %).
+    "quick": VolumeSpec(depth=64, height=64, width=64, depth_scale=2.0, face_size=30.0),
+}
+
+
+def volume_spec_for_mode(mode: str | None = None) -> VolumeSpec:
+    """The volume preset that a mode uses: paper for full, quick for quick."""
+    return VolumeSpec.preset("paper" if resolve_mode(mode) == "full" else "quick")
