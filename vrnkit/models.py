@@ -69,6 +69,7 @@ class ModelConfig:
     depth: int = 200  # D: number of output volume slices (paper: 200)
     num_landmarks: int = 68  # heatmap channels of the multitask / guided models (iBUG 68)
     hourglass_depth: int = 4  # down-sampling steps in each hourglass (48 -> 24 -> 12 -> 6 -> 3)
+    residuals: int = 1  # residual modules per hourglass branch and scale (Newell's nModules)
     stacks: int = 2  # hourglasses of the volumetric network (paper: 2; multitask uses 1 + fork)
     landmark_stacks: int = 2  # hourglasses of the guided model's landmark network
     in_channels: int = 3  # RGB; the guided model's VRN part adds num_landmarks to this
@@ -81,7 +82,7 @@ class ModelConfig:
         if self.kind not in KINDS:
             raise ValueError(f"ModelConfig.kind must be one of {KINDS}, got {self.kind!r}")
         for name in ("features", "image_size", "depth", "num_landmarks", "hourglass_depth",
-                     "stacks", "landmark_stacks", "in_channels"):
+                     "residuals", "stacks", "landmark_stacks", "in_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
@@ -168,16 +169,21 @@ class Residual(nn.Module):
 class Hourglass(nn.Module):
     """Newell et al.'s hourglass, written recursively: (B, f, H, W) -> (B, f, H, W).
 
-    At each of ``depth`` levels: a residual on the skip branch at this scale; max-pool, residual,
-    the inner hourglass (a plain residual at the bottom), residual, nearest upsample x2; add.
+    At each of ``depth`` levels: residuals on the skip branch at this scale; max-pool, residuals,
+    the inner hourglass (plain residuals at the bottom), residuals, nearest upsample x2; add.
+    Each "residuals" is a chain of ``residuals`` modules (1 in Newell's default).
     """
 
-    def __init__(self, features: int, depth: int):
+    def __init__(self, features: int, depth: int, *, residuals: int = 1):
         super().__init__()
-        self.skip = Residual(features, features)
-        self.down = Residual(features, features)
-        self.inner = Hourglass(features, depth - 1) if depth > 1 else Residual(features, features)
-        self.up = Residual(features, features)
+
+        def chain() -> nn.Sequential:
+            return nn.Sequential(*(Residual(features, features) for _ in range(residuals)))
+
+        self.skip = chain()
+        self.down = chain()
+        self.inner = Hourglass(features, depth - 1, residuals=residuals) if depth > 1 else chain()
+        self.up = chain()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = self.skip(x)
@@ -197,9 +203,9 @@ class Stack(nn.Module):
     The caller adds the result to the stack's input (x = x + stack(x)), as the released VRN does.
     """
 
-    def __init__(self, features: int, hourglass_depth: int):
+    def __init__(self, features: int, hourglass_depth: int, *, residuals: int = 1):
         super().__init__()
-        self.hourglass = Hourglass(features, hourglass_depth)
+        self.hourglass = Hourglass(features, hourglass_depth, residuals=residuals)
         self.residual = Residual(features, features)
         self.lin = conv_bn_relu(features, features)
 
@@ -267,8 +273,8 @@ class VRN(nn.Module):
         self.config = config
         self.in_channels = in_channels or config.in_channels
         self.stem = Stem(self.in_channels, config.features)
-        self.stacks = nn.ModuleList(Stack(config.features, config.hourglass_depth)
-                                    for _ in range(config.stacks))
+        self.stacks = nn.ModuleList(Stack(config.features, config.hourglass_depth,
+                                          residuals=config.residuals) for _ in range(config.stacks))
         self.head = Head(config.features, config.depth)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -289,11 +295,13 @@ class VRNMultitask(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        f, hd = config.features, config.hourglass_depth
+        f, hd, r = config.features, config.hourglass_depth, config.residuals
         self.stem = Stem(config.in_channels, f)
-        self.shared = Stack(f, hd)
-        self.landmark_branch, self.landmark_head = Stack(f, hd), Head(f, config.num_landmarks)
-        self.volume_branch, self.volume_head = Stack(f, hd), Head(f, config.depth)
+        self.shared = Stack(f, hd, residuals=r)
+        self.landmark_branch = Stack(f, hd, residuals=r)
+        self.landmark_head = Head(f, config.num_landmarks)
+        self.volume_branch = Stack(f, hd, residuals=r)
+        self.volume_head = Head(f, config.depth)
 
     def forward(self, image: torch.Tensor) -> dict:
         check_input(image, self.config.in_channels, self.config.hourglass_depth)
@@ -316,7 +324,8 @@ class LandmarkNet(nn.Module):
         self.config = config
         f, k = config.features, config.num_landmarks
         self.stem = Stem(config.in_channels, f)
-        self.stacks = nn.ModuleList(Stack(f, config.hourglass_depth) for _ in range(stacks))
+        self.stacks = nn.ModuleList(Stack(f, config.hourglass_depth, residuals=config.residuals)
+                                    for _ in range(stacks))
         self.heads = nn.ModuleList(nn.Conv2d(f, k, 1) for _ in range(stacks))
         # Re-injection layers exist only between stacks (the last stack's output is final).
         self.merge_features = nn.ModuleList(nn.Conv2d(f, f, 1) for _ in range(stacks - 1))

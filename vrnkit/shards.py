@@ -1,0 +1,267 @@
+"""The sample format shared by every dataset, and the shard files that hold it.
+
+A sample is a dict of NumPy arrays, the same for SynthFaces, 300W-LP, AFLW2000-3D and your
+own scans (S = crop size, Hc x Wc = canonical slab grid, here Hc = Wc = S):
+
+    image       (S, S, 3) uint8     the crop the network sees
+    landmarks   (68, 3) float32     crop coordinates (x, y in pixels, z in crop pixels)
+    front       (Hc, Wc) float32    slab front depth (stored as float16: 0.06 px at 100 px)
+    mask        (Hc, Wc) bool       slab mask
+    back        () float32          slab flat-back depth
+    affine      (3, 4) float32      slab canonical -> crop
+    frame       (4,) float64        CropFrame [scale, tx, ty, tz], photo -> crop
+    vertices    (N, 3) float32      optional: ground-truth mesh in crop coordinates (test sets)
+
+plus metadata (one row of the index table): id, split, source, identity, expression, yaw,
+pitch, roll (degrees). A dataset folder holds ``shard-00000.npz, shard-00001.npz, ...`` (stacked
+arrays of up to ``shard_size`` samples, the format version and the rows' metadata) and
+``index.csv``, rebuilt from the shards so that pandas can read it. Every file is written to a
+temporary name and renamed, so an interrupted job leaves only whole shards behind and can
+resume by skipping them.
+
+>>> import tempfile, numpy as np
+>>> root = tempfile.mkdtemp()
+>>> s = dict(image=np.zeros((4, 4, 3), np.uint8), landmarks=np.zeros((68, 3), np.float32),
+...          front=np.zeros((4, 4), np.float32), mask=np.ones((4, 4), bool), back=np.float32(-1),
+...          affine=np.eye(3, 4, dtype=np.float32), frame=np.array([1.0, 0, 0, 0]))
+>>> path = write_shard(root, 0, [s], [dict(id="a", split="train")])
+>>> arrays, meta = read_shard(path)
+>>> arrays["image"].shape, meta[0]["id"]
+((1, 4, 4, 3), 'a')
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+SAMPLE_KEYS = ("image", "landmarks", "front", "mask", "back", "affine", "frame")
+OPTIONAL_KEYS = ("vertices",)
+META_COLUMNS = ("id", "split", "source", "identity", "expression", "yaw", "pitch", "roll")
+_SHARD_RE = re.compile(r"shard-(\d{5})\.npz$")
+
+
+def shard_path(root, number: int) -> Path:
+    return Path(root) / f"shard-{number:05d}.npz"
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file to ``path`` (same folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def check_sample(sample: dict) -> None:
+    """Raise ValueError if a sample misses a field or has a wrong shape or dtype."""
+    missing = [k for k in SAMPLE_KEYS if k not in sample]
+    if missing:
+        raise ValueError(f"sample is missing fields {missing}; a sample needs {list(SAMPLE_KEYS)}")
+    img = np.asarray(sample["image"])
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"sample image must be (S, S, 3) uint8; got {img.dtype} {img.shape}")
+    expect = {"landmarks": (68, 3), "affine": (3, 4), "frame": (4,), "back": ()}
+    for k, shape in expect.items():
+        if np.shape(sample[k]) != shape:
+            raise ValueError(f"sample {k} must have shape {shape}; got {np.shape(sample[k])}")
+    if np.shape(sample["front"]) != np.shape(sample["mask"]) or np.ndim(sample["front"]) != 2:
+        raise ValueError(f"sample front and mask must be 2-D of one shape; got {np.shape(sample['front'])} and {np.shape(sample['mask'])}")
+
+
+def write_shard(root, number: int, samples: list[dict], meta: list[dict]) -> Path:
+    """Write samples (dicts, see module docstring) and their metadata rows as shard ``number``."""
+    if len(samples) != len(meta) or not samples:
+        raise ValueError(f"need one metadata row per sample and at least one sample; got {len(samples)} samples, {len(meta)} rows")
+    for s in samples:
+        check_sample(s)
+    keys = list(SAMPLE_KEYS) + [k for k in OPTIONAL_KEYS if all(k in s for s in samples)]
+    arrays = {k: np.stack([np.asarray(s[k]) for s in samples]) for k in keys}
+    arrays["front"] = arrays["front"].astype(np.float16)
+    arrays["format_version"] = np.array(FORMAT_VERSION)
+    arrays["meta_json"] = np.array(json.dumps([_jsonable(m) for m in meta]))
+    path = shard_path(root, number)
+    atomic_write(path, lambda tmp: _savez(tmp, arrays))
+    return path
+
+
+def _savez(tmp, arrays):
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def _jsonable(row: dict) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+
+
+def read_shard(path) -> tuple[dict, list[dict]]:
+    """Load a shard -> (arrays stacked over samples, metadata rows). Clear errors for bad files."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"shard {path} does not exist; generate the dataset first (vrnkit synth / vrnkit prepare)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise ValueError(f"shard {path} is truncated or corrupt ({type(e).__name__}: {e}); delete it and "
+                         "run the same command again to regenerate it") from e
+    version = int(data.pop("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise ValueError(f"shard {path} has format version {version}, this vrnkit reads version {FORMAT_VERSION}; "
+                         "regenerate the dataset with this version of vrnkit")
+    meta = json.loads(str(data.pop("meta_json")))
+    missing = [k for k in SAMPLE_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"shard {path} lacks fields {missing}; regenerate it")
+    data["front"] = data["front"].astype(np.float32)
+    return data, meta
+
+
+def list_shards(root) -> list[Path]:
+    """Shard files of a dataset folder, in order."""
+    root = Path(root)
+    return sorted(p for p in root.glob("shard-*.npz") if _SHARD_RE.search(p.name))
+
+
+def write_index(root) -> "pandas.DataFrame":
+    """Rebuild ``index.csv`` from the shards' metadata (columns: shard, row, then metadata)."""
+    import pandas as pd
+
+    rows = []
+    for p in list_shards(root):
+        _, meta = read_shard(p)
+        n = int(_SHARD_RE.search(p.name).group(1))
+        rows += [dict(shard=n, row=i, **m) for i, m in enumerate(meta)]
+    df = pd.DataFrame(rows)
+    atomic_write(Path(root) / "index.csv", lambda tmp: df.to_csv(tmp, index=False))
+    return df
+
+
+def read_index(root) -> "pandas.DataFrame":
+    """The dataset's index table (pandas), with a clear error when the folder holds no dataset."""
+    import pandas as pd
+
+    root = Path(root)
+    index = root / "index.csv"
+    if not index.exists():
+        if list_shards(root):
+            return write_index(root)
+        raise FileNotFoundError(f"no dataset in {root}: no index.csv and no shard-*.npz files. "
+                                "Create one with `vrnkit synth` or `vrnkit prepare`, or check the path")
+    return pd.read_csv(index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading for training: a torch Dataset and a shard-aware shuffling sampler.
+
+import torch  # noqa: E402  (torch is only needed from here on)
+
+
+class ShardDataset(torch.utils.data.Dataset):
+    """Samples of a dataset folder, as dicts of NumPy arrays plus their metadata row.
+
+    Shards are loaded whole and kept in a small cache; use :class:`ShardSampler` so that a
+    training epoch visits shards in groups instead of jumping between them.
+
+    >>> ds = ShardDataset("data/synth-300wlp", split="train")   # doctest: +SKIP
+    >>> ds[0]["image"].shape                                    # doctest: +SKIP
+    (64, 64, 3)
+    """
+
+    def __init__(self, root, *, split: str | None = None, cache_shards: int = 8):
+        self.root = Path(root)
+        index = read_index(self.root)
+        if split is not None:
+            if "split" not in index or split not in set(index["split"]):
+                have = sorted(set(index["split"])) if "split" in index else []
+                raise ValueError(f"dataset {self.root} has no samples in split {split!r}; splits present: {have}")
+            index = index[index["split"] == split]
+        if len(index) == 0:
+            raise ValueError(f"dataset {self.root} is empty; generate it again")
+        self.index = index.reset_index(drop=True)
+        self._shard = self.index["shard"].to_numpy()
+        self._row = self.index["row"].to_numpy()
+        self._cache: dict[int, dict] = {}
+        self.cache_shards = cache_shards
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def shard_of(self, i: int) -> int:
+        return int(self._shard[i])
+
+    def _load(self, n: int) -> dict:
+        if n not in self._cache:
+            if len(self._cache) >= self.cache_shards:
+                self._cache.pop(next(iter(self._cache)))  # oldest first
+            self._cache[n], _ = read_shard(shard_path(self.root, n))
+        return self._cache[n]
+
+    def __getitem__(self, i: int) -> dict:
+        arrays = self._load(self.shard_of(i))
+        r = int(self._row[i])
+        sample = {k: v[r] for k, v in arrays.items()}
+        sample["index"] = i
+        return sample
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack samples into a batch of tensors: image becomes (B, 3, S, S) float32 in [0, 1]."""
+    batch = {}
+    for k in samples[0]:
+        if k == "image":
+            img = np.stack([s[k] for s in samples])
+            batch[k] = torch.from_numpy(img).permute(0, 3, 1, 2).float().div_(255)
+        elif k == "index":
+            batch[k] = torch.tensor([s[k] for s in samples])
+        else:
+            batch[k] = torch.from_numpy(np.stack([np.asarray(s[k]) for s in samples]))
+    return batch
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Shuffled indices that stay within a few shards at a time; deterministic from
+    (seed, epoch), and able to start part way through an epoch (exact resume).
+
+    The order: shards shuffled, taken ``group`` at a time, samples shuffled within a group.
+    """
+
+    def __init__(self, dataset: ShardDataset, *, seed: int = 0, group: int = 4, shuffle: bool = True):
+        self.dataset, self.seed, self.group, self.shuffle = dataset, seed, group, shuffle
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Epoch to draw, and how many of its indices to skip (already trained on)."""
+        self.epoch, self.start = epoch, start
+
+    def order(self, epoch: int) -> np.ndarray:
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        rng = np.random.default_rng([self.seed, epoch])
+        shards = self.dataset._shard
+        ids = np.unique(shards)
+        rng.shuffle(ids)
+        out = []
+        for g in range(0, len(ids), self.group):
+            members = np.nonzero(np.isin(shards, ids[g:g + self.group]))[0]
+            out.append(rng.permutation(members))
+        return np.concatenate(out)
+
+    def __iter__(self):
+        return iter(self.order(self.epoch)[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return len(self.dataset) - self.start
