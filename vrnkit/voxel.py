@@ -194,16 +194,21 @@ def slabs_to_volumes(front, mask, back, affine, spec: VolumeSpec, *, dtype=None)
     dev = front.device
     D, H, W = spec.shape
     f32 = torch.float32
+    out = torch.zeros((B, D, H, W), dtype=torch.bool, device=dev)
+    box = _batch_crop_box(front, mask, back, affine, spec)
+    if box is None:
+        return out if dtype is None else out.to(dtype)
+    (d0, d1), (y0, y1), (x0, x1) = box
     inv64 = invert_affine(affine.to(torch.float64))
     inv = [[x.to(f32).view(B, 1, 1, 1) for x in row] for row in inv64]
     ds = torch.tensor(spec.depth_scale, dtype=f32, device=dev)
-    cx = (torch.arange(W, dtype=f32, device=dev) + 0.5).view(1, 1, 1, W)
-    cy = (torch.arange(H, dtype=f32, device=dev) + 0.5).view(1, 1, H, 1)
-    cz = ((torch.arange(D, dtype=f32, device=dev) + 0.5) / ds).view(1, D, 1, 1)
-    qu, qv, qz = _column_terms(inv, cx, cy)  # (B, 1, H, W)
+    cx = (torch.arange(x0, x1, dtype=f32, device=dev) + 0.5).view(1, 1, 1, -1)
+    cy = (torch.arange(y0, y1, dtype=f32, device=dev) + 0.5).view(1, 1, -1, 1)
+    cz = ((torch.arange(d0, d1, dtype=f32, device=dev) + 0.5) / ds).view(1, -1, 1, 1)
+    qu, qv, qz = _column_terms(inv, cx, cy)  # (B, 1, h, w)
     pu = qu + inv[0][2] * cz
     pv = qv + inv[1][2] * cz
-    pz = qz + inv[2][2] * cz  # (B, D, H, W)
+    pz = qz + inv[2][2] * cz  # (B, d, h, w)
 
     table = torch.full((B, Hc + 2, Wc + 2), float("-inf"), dtype=f32, device=dev)
     table[:, 1:-1, 1:-1] = torch.where(mask, front.to(f32), torch.tensor(float("-inf"), dtype=f32, device=dev))
@@ -211,8 +216,40 @@ def slabs_to_volumes(front, mask, back, affine, spec: VolumeSpec, *, dtype=None)
     idx = (_lookup_index(pv, Hc) * stride + _lookup_index(pu, Wc)).long()
     idx += (torch.arange(B, device=dev) * ((Hc + 2) * (Wc + 2))).view(B, 1, 1, 1)
     front_at = table.reshape(-1)[idx]
-    vol = (pz >= back.to(f32).view(B, 1, 1, 1)) & (pz <= front_at)
+    out[:, d0:d1, y0:y1, x0:x1] = (pz >= back.to(f32).view(B, 1, 1, 1)) & (pz <= front_at)
+    vol = out
     return vol if dtype is None else vol.to(dtype)
+
+
+def _batch_crop_box(front, mask, back, affine, spec: VolumeSpec):
+    """Voxel ranges holding every slab of a batch (the union of their boxes), or None."""
+    import torch
+
+    if not bool(mask.any()):
+        return None
+    B, Hc, Wc = front.shape
+    # Conservative canonical box: the whole grid, back..max front over the masks.
+    zmax = torch.where(mask, front, torch.full_like(front, float("-inf"))).amax(dim=(1, 2))
+    zmin = torch.minimum(back.to(zmax.dtype), zmax)
+    u = torch.tensor([0.0, Wc], dtype=torch.float64, device=front.device)
+    v = torch.tensor([0.0, Hc], dtype=torch.float64, device=front.device)
+    corners = torch.stack(torch.meshgrid(u, v, torch.zeros(2, dtype=torch.float64, device=front.device),
+                                         indexing="ij"), -1).reshape(8, 3).expand(B, 8, 3).clone()
+    corners[:, :, 2] = torch.where(torch.arange(8, device=front.device) % 2 == 0, zmin[:, None].double(),
+                                   zmax[:, None].double())
+    a = affine.to(torch.float64)
+    valid = torch.isfinite(zmax)
+    c = torch.einsum("bij,bkj->bki", a[:, :, :3], corners) + a[:, None, :, 3]
+    c = c[valid].reshape(-1, 3)
+    scale = torch.tensor([1.0, 1.0, spec.depth_scale], dtype=torch.float64, device=front.device)
+    lo = (torch.floor(c.min(0).values * scale - 0.5) - _BOX_MARGIN).tolist()
+    hi = (torch.ceil(c.max(0).values * scale - 0.5) + _BOX_MARGIN + 1).tolist()
+    D, H, W = spec.shape
+    x0, y0, d0 = (max(int(x), 0) for x in lo)
+    x1, y1, d1 = (min(int(x), n) for x, n in zip(hi, (W, H, D)))
+    if x0 >= x1 or y0 >= y1 or d0 >= d1:
+        return None
+    return (d0, d1), (y0, y1), (x0, x1)
 
 
 # ---------------------------------------------------------------------------------------------
