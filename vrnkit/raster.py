@@ -114,8 +114,10 @@ def fragments(vertices, faces, height: int, width: int) -> Fragments:
     tri, order, ids = tri[keep], order[keep], np.nonzero(keep)[0]
 
     # Pixel-centre bounding box of each triangle: centres c = i + 0.5 with lo <= c <= hi.
-    lo = np.ceil(tri[:, :, :2].min(1) - 0.5).astype(np.int64)
-    hi = np.floor(tri[:, :, :2].max(1) - 0.5).astype(np.int64)
+    # (np.minimum over the three corners is faster than .min(axis=1) on (M, 3, 2) arrays.)
+    xy = tri[:, :, :2]
+    lo = np.ceil(np.minimum(np.minimum(xy[:, 0], xy[:, 1]), xy[:, 2]) - 0.5).astype(np.int64)
+    hi = np.floor(np.maximum(np.maximum(xy[:, 0], xy[:, 1]), xy[:, 2]) - 0.5).astype(np.int64)
     lo = np.maximum(lo, 0)
     hi = np.minimum(hi, [width - 1, height - 1])
     nx = np.maximum(hi[:, 0] - lo[:, 0] + 1, 0)
@@ -156,10 +158,11 @@ def _fragments_chunk(tri, order, ids, lo, nx, count, width):
     w2 = (b[:, 0] - a[:, 0]) * (cy - a[:, 1]) - (b[:, 1] - a[:, 1]) * (cx - a[:, 0])
     inside = _covers(w0, b, c) & _covers(w1, c, a) & _covers(w2, a, b)
 
-    k, w0, w1, w2 = k[inside], w0[inside], w1[inside], w2[inside]
+    k, w0, w1, w2 = k[inside], w0[inside], w1[inside], w2[inside]  # a, b, c still full length
     total = w0 + w1 + w2
-    bary = np.stack([w0, w1, w2], 1) / total[:, None]
-    z = (bary * tri[k, :, 2]).sum(1)
+    b0, b1, b2 = w0 / total, w1 / total, w2 / total
+    z = b0 * a[inside, 2] + b1 * b[inside, 2] + b2 * c[inside, 2]
+    bary = np.stack([b0, b1, b2], 1)
     # Return weights in the triangle's original vertex order.
     bary_orig = np.empty_like(bary)
     np.put_along_axis(bary_orig, order[k], bary, axis=1)
