@@ -30,12 +30,17 @@ Example (the "cpu" preset runs in well under a second on a laptop):
 ...     out = model(torch.rand(2, 3, config.image_size, config.image_size))
 >>> tuple(out["volume"].shape)
 (2, 64, 64, 64)
+>>> count_parameters(model) < 1_000_000
+True
 
 ``python -m vrnkit.models`` prints the parameters and multiply-accumulates of every preset.
 """
 from __future__ import annotations
 
+import copy
+import io
 import os
+import pickle
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -69,7 +74,7 @@ class ModelConfig:
     depth: int = 200  # D: number of output volume slices (paper: 200)
     num_landmarks: int = 68  # heatmap channels of the multitask / guided models (iBUG 68)
     hourglass_depth: int = 4  # down-sampling steps in each hourglass (48 -> 24 -> 12 -> 6 -> 3)
-    residuals: int = 1  # residual modules per hourglass branch and scale (Newell's nModules)
+    residuals: int = 3  # residual modules per hourglass branch and scale (Newell's nModules)
     stacks: int = 2  # hourglasses of the volumetric network (paper: 2; multitask uses 1 + fork)
     landmark_stacks: int = 2  # hourglasses of the guided model's landmark network
     in_channels: int = 3  # RGB; the guided model's VRN part adds num_landmarks to this
@@ -95,7 +100,8 @@ class ModelConfig:
     def preset(name: str, *, kind: str = "vrn") -> "ModelConfig":
         """Named presets "paper", "colab", "cpu" (see MODEL_PRESETS) for a model kind."""
         if name not in MODEL_PRESETS:
-            raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(MODEL_PRESETS)}")
+            raise ValueError(f"unknown model preset {name!r}; "
+                             f"choose one of {sorted(MODEL_PRESETS)}")
         return replace(MODEL_PRESETS[name], kind=kind)
 
     def to_dict(self) -> dict:
@@ -121,21 +127,30 @@ def check_image_size(size: int, hourglass_depth: int) -> None:
 
 
 MODEL_PRESETS = {
-    # The paper: 256 features, 192x192 input, 200x192x192 output.
-    "paper": ModelConfig(features=256, image_size=192, depth=200),
-    # Colab (one 16 GB T4). Width is the knob that matters: hourglass parameters and MACs grow
-    # with features**2, so halving 256 -> 128 gives the VRN 1.6M parameters instead of 6.3M and
-    # 5.6 GMACs per image instead of 13.5 (the stem at 96x96 and the 200-channel head do not
-    # shrink). About 2.4x less compute than the paper preset, so a 300W-LP epoch (61k faces) takes
-    # a few hours less on a T4 with fp16 autocast, and activations at batch 16 fit easily in 16 GB.
-    # Input/output sizes stay at the paper's 192/200 so results compare with the paper's tables.
-    "colab": ModelConfig(features=128, image_size=192, depth=200, landmark_stacks=2),
+    # The paper: 256 features, 192x192 input, 200x192x192 output. Three residuals per hourglass
+    # branch (Newell's nModules=3) give the VRN 17.7M parameters (8.5 GMACs per image), close to
+    # the ~19M of the released model (DESIGN.md). With one residual it would have only 6.5M. (A
+    # layer listing of the released file, dezmoanded/vrn-torch-to-keras list.txt, shows ~45
+    # residual modules per stack, nested a little differently; we keep Newell's plain hourglass.)
+    "paper": ModelConfig(),  # the defaults above
+    # Colab (one 16 GB T4, a few hours on 300W-LP's 61k faces). Time, not memory, is the limit:
+    # even the paper VRN keeps only ~0.3 GB of float32 activations per image for backward. Width
+    # is the knob: hourglass cost grows with features**2, so 128 features and one residual per
+    # branch give the VRN 1.7M parameters and 1.7 GMACs per image, 5x less compute than the paper
+    # preset (the 96x96 stem and the 200-channel head do not shrink, so not 16x). Estimated (not
+    # measured here: no GPU) at 150-300 images/s with fp16 autocast on a T4: 4-7 minutes per
+    # epoch, ~20-30 epochs in 2-3 hours; batch 32 keeps ~3.5 GB of fp32 activations. Input and
+    # output sizes stay at the paper's 192 / 200 so results compare with the paper's tables.
+    "colab": ModelConfig(features=128, image_size=192, depth=200, residuals=1),
     # Quick mode on 2 CPU cores (matches VolumeSpec.preset("quick"): 64x64x64 volumes).
-    # 64 features: 0.4M parameters (a ~1.7 MB float32 checkpoint) and 0.15 GMACs per image; a
-    # training step at batch 8 takes a fraction of a second on 2 cores (benchmarks/bench_models.py).
+    # 64 features: the VRN has 0.46M parameters (1.9 MB float32 checkpoint, guided 3.9 MB) and
+    # 0.11 GMACs per image; a training step at batch 8 takes ~55 ms (VRN) to ~110 ms (guided) on
+    # 2 cores. Wider is barely slower (128: ~70 ms, the fixed-width stem dominates) but gives 3x
+    # bigger checkpoints for no gain on a few thousand synthetic faces.
     # hourglass_depth 3: the trunk is 16x16, so 4 levels would end at 1x1 where the 3x3 convs see
     # only zero padding; 3 levels end at 2x2, close to the paper's 3x3 bottom.
-    "cpu": ModelConfig(features=64, image_size=64, depth=64, hourglass_depth=3, landmark_stacks=1),
+    "cpu": ModelConfig(features=64, image_size=64, depth=64, hourglass_depth=3, residuals=1,
+                       landmark_stacks=1),
 }
 
 
@@ -252,7 +267,8 @@ def upsample4(x: torch.Tensor) -> torch.Tensor:
 def check_input(image: torch.Tensor, cin: int, hourglass_depth: int) -> None:
     """Shape check at the boundary, with a message that says what was expected."""
     if image.ndim != 4 or image.shape[1] != cin:
-        raise ValueError(f"expected an image batch (B, {cin}, H, W), got shape {tuple(image.shape)}")
+        raise ValueError(f"expected an image batch (B, {cin}, H, W), "
+                         f"got shape {tuple(image.shape)}")
     check_image_size(image.shape[2], hourglass_depth)
     check_image_size(image.shape[3], hourglass_depth)
 
@@ -363,7 +379,8 @@ class VRNGuided(nn.Module):
         predicted = self.landmarks(image)
         if heatmaps is None:
             heatmaps = predicted[-1].detach()
-        expected = (image.shape[0], self.config.num_landmarks, image.shape[2] // 4, image.shape[3] // 4)
+        b, _, h, w = image.shape
+        expected = (b, self.config.num_landmarks, h // 4, w // 4)
         if tuple(heatmaps.shape) != expected:
             raise ValueError(f"heatmaps must have shape (B, K, H/4, W/4) = {expected}, "
                              f"got {tuple(heatmaps.shape)}")
@@ -392,25 +409,24 @@ def count_macs(config_or_model: ModelConfig | nn.Module, image_size: int | None 
     A conv counts Cout * Cin/groups * kh * kw * Hout * Wout, a linear layer in * out per output
     row; BN, ReLU, pooling, upsampling and additions are not counted (they are cheap in MACs,
     though not in memory traffic). The count is exact: forward hooks record every layer's output
-    shape during one forward pass on the "meta" device (no memory, no compute) when a config (or
-    a model with a ``.config``) is given, or on a real zero image for any other module.
+    shape during one forward pass of a (1, Cin, size, size) image on the "meta" device (shapes
+    only: no memory, no compute), so even the paper preset is counted in a fraction of a second.
+    ``image_size`` defaults to the config's; a plain module (no ``.config``) needs it, and its
+    first registered Conv2d must be the one that takes the input (that gives Cin).
     """
     if isinstance(config_or_model, ModelConfig):
-        config, model = config_or_model, None
-    else:
-        model, config = config_or_model, getattr(config_or_model, "config", None)
-    size = image_size or (config.image_size if config is not None else None)
-    if size is None:
-        raise ValueError("count_macs needs image_size for a model without a .config")
-    if config is not None:  # a meta twin: same layers, no weights, no compute
+        config = config_or_model
         with torch.device("meta"):
             model = build_model(config)
-        cin, device = config.in_channels, torch.device("meta")
     else:
-        first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-        cin, device = first_conv.in_channels, first_conv.weight.device
-    was_training = model.training
-    model.eval()  # BatchNorm in training mode refuses a batch of one at the 1x1 bottom
+        config = getattr(config_or_model, "config", None)
+        # A weightless copy: the caller's model (weights, device, train/eval mode) is untouched.
+        model = copy.deepcopy(config_or_model).to("meta")
+    size = image_size or (config.image_size if config is not None else None)
+    if size is None:
+        raise ValueError("count_macs needs image_size for a module without a .config")
+    cin = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    model.eval()  # BatchNorm in training mode refuses a batch of one at a 1x1 bottom
 
     total = 0
 
@@ -427,11 +443,10 @@ def count_macs(config_or_model: ModelConfig | nn.Module, image_size: int | None 
                if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, cin, size, size, device=device))
+            model(torch.zeros(1, cin, size, size, device="meta"))
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return total
 
 
@@ -465,7 +480,8 @@ def summary_table() -> list[dict]:
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """Plain-text table (no pandas needed)."""
-    cells = [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    cells = [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns]
+             for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
@@ -487,23 +503,30 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConf
     The file is first written to a temporary file in the same folder and then renamed over
     ``path`` (os.replace), so a crash never leaves a half-written checkpoint behind. ``extra``
     holds anything else the trainer wants back (optimizer state, epoch, metrics...): plain
-    dicts, lists, numbers, strings and tensors only, so torch.load(weights_only=True) reads it.
+    dicts, lists, numbers, strings and tensors only, so torch.load(weights_only=True) reads it
+    (checked here, so a bad value fails now rather than when you try to resume).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "_orig_mod", model)  # torch.compile wraps the model: save the original
+    if getattr(model, "config", config) != config:
+        raise ValueError(f"save_checkpoint: the model was built from {model.config}, not from the "
+                         f"config passed ({config}); pass model.config")
+    extra = dict(extra or {})
+    _check_loadable(extra)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "config": config.to_dict(),
         "state_dict": model.state_dict(),
-        "extra": dict(extra or {}),
+        "extra": extra,
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -512,10 +535,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConf
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location="cpu",
+def _check_loadable(extra: dict) -> None:
+    """Raise ValueError if torch.load(weights_only=True) would refuse something in ``extra``."""
+    buffer = io.BytesIO()
+    torch.save(extra, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = next((line.strip() for line in str(e).splitlines() if "Unsupported" in line), str(e))
+        raise ValueError(f"save_checkpoint: extra holds a value that torch.load(weights_only=True) "
+                         f"refuses ({why[:200]}); store only dicts, lists, numbers, strings and "
+                         f"tensors (e.g. float(x) for a NumPy number, torch.as_tensor(a) for an "
+                         f"array)") from e
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
                     expect: ModelConfig | str | None = None) -> tuple[nn.Module, ModelConfig, dict]:
     """Rebuild the model stored by save_checkpoint: returns (model in eval mode, config, extra).
 
+    ``map_location``: the device the model and the tensors in ``extra`` end up on ("cpu", "cuda").
     ``expect`` (optional): a ModelConfig that the stored one must equal, a kind ("vrn",
     "multitask", "guided") or a preset name ("paper", "colab", "cpu") it must match.
     Raises CheckpointError (a ValueError) naming the file and the fix when the file is missing,
@@ -538,8 +577,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu",
                               f"vrnkit.models.save_checkpoint")
     version = payload.get("format_version")
     if version != CHECKPOINT_VERSION:
-        fix = ("upgrade vrnkit to read it" if isinstance(version, int) and version > CHECKPOINT_VERSION
-               else "re-train or re-save it with this vrnkit version")
+        newer = isinstance(version, int) and version > CHECKPOINT_VERSION
+        fix = "upgrade vrnkit to read it" if newer else "re-train or re-save it with this vrnkit"
         raise CheckpointError(f"checkpoint {str(path)!r} has format version {version!r} but this "
                               f"vrnkit reads version {CHECKPOINT_VERSION}; {fix}")
     try:
@@ -554,10 +593,11 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu",
     try:
         model.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r}: state_dict does not fit the {config.kind} "
-                              f"network its config describes ({str(e)[:300]}); the file was edited "
-                              f"or written by other code: re-save it with save_checkpoint") from e
-    model.to(map_location if map_location is not None else "cpu")
+        raise CheckpointError(f"checkpoint {str(path)!r}: state_dict does not fit the "
+                              f"{config.kind} network its config describes ({str(e)[:300]}); the "
+                              f"file was edited or written by other code: re-save it with "
+                              f"save_checkpoint") from e
+    model.to(map_location)
     return model.eval(), config, payload.get("extra", {})
 
 
@@ -565,8 +605,9 @@ def _check_expected(path: Path, config: ModelConfig, expect: ModelConfig | str) 
     """Raise CheckpointError if ``config`` is not what the caller expected."""
     if isinstance(expect, str) and expect in KINDS:
         if config.kind != expect:
-            raise CheckpointError(f"checkpoint {str(path)!r} holds a {config.kind!r} model, expected "
-                                  f"{expect!r}; load a {expect} checkpoint or pass expect={config.kind!r}")
+            raise CheckpointError(f"checkpoint {str(path)!r} holds a {config.kind!r} model, "
+                                  f"expected {expect!r}; load a {expect} checkpoint or pass "
+                                  f"expect={config.kind!r}")
         return
     if isinstance(expect, str):
         if expect not in MODEL_PRESETS:
@@ -577,8 +618,8 @@ def _check_expected(path: Path, config: ModelConfig, expect: ModelConfig | str) 
             for f in fields(ModelConfig) if getattr(config, f.name) != getattr(expect, f.name)}
     if diff:
         listed = ", ".join(f"{k}={got!r} (expected {want!r})" for k, (got, want) in diff.items())
-        raise CheckpointError(f"checkpoint {str(path)!r} does not match the expected config: {listed}; "
-                              f"load the matching checkpoint, or change the preset you expect")
+        raise CheckpointError(f"checkpoint {str(path)!r} does not match the expected config: "
+                              f"{listed}; load the matching checkpoint, or change what you expect")
 
 
 if __name__ == "__main__":
