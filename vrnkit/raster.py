@@ -33,7 +33,7 @@ class Fragments:
 
     pixel: (K,) int64 flat pixel index y * width + x
     triangle: (K,) int64 triangle index
-    bary: (K, 3) float64 barycentric weights of the triangle's vertices at the pixel centre
+    bary: (K, 3) float64 barycentric weights of the triangle's vertices at the pixel centre (or None)
     z: (K,) float64 interpolated depth at the pixel centre
     """
 
@@ -96,89 +96,110 @@ def check_mesh(vertices, faces, *, name: str = "mesh") -> tuple[np.ndarray, np.n
     return v, f
 
 
-def fragments(vertices, faces, height: int, width: int) -> Fragments:
+# Vertices snap to 1/4096 px for the coverage test, so the edge functions are exact integers:
+# an edge shared by two triangles then gives exactly opposite values in both, and the
+# top-left rule counts a pixel centre on it once (what the even-odd fill needs).
+_SUBPIXEL = 4096
+_MAX_COORD = 2**19  # |x|, |y| limit (px) that keeps the int64 edge functions from overflowing
+
+
+def fragments(vertices, faces, height: int, width: int, *, bary: bool = True) -> Fragments:
     """All covered pixel centres of all triangles (no depth test).
 
     vertices: (N, 3) image-space points (x right, y down, pixels; z toward viewer).
     faces: (M, 3) vertex indices. Triangles of either winding are drawn; degenerate ones
-    (zero area on screen) cover nothing.
+    (zero area on screen) cover nothing. ``bary=False`` skips the barycentric weights
+    (``Fragments.bary`` is then None) when only depths are needed.
     """
     v, f = check_mesh(vertices, faces)
-    tri = v[f]  # (M, 3, 3)
-    # Make every triangle counter-clockwise in (x, y) so one edge test fits all.
-    area = _cross2(tri[:, 1, :2] - tri[:, 0, :2], tri[:, 2, :2] - tri[:, 0, :2])
-    flip = area < 0
-    tri[flip] = tri[flip][:, [0, 2, 1]]
-    order = np.where(flip[:, None], [0, 2, 1], [0, 1, 2])
-    keep = area != 0
-    tri, order, ids = tri[keep], order[keep], np.nonzero(keep)[0]
+    if np.abs(v[:, :2]).max() > _MAX_COORD:
+        raise ValueError(f"vertex x, y must lie within +-{_MAX_COORD} px of the origin to be rasterised; "
+                         f"got {np.abs(v[:, :2]).max():.3g}: map the mesh into the image first")
+    fixed = np.round(v[:, :2] * _SUBPIXEL).astype(np.int64)
+    i0, i1, i2 = f[:, 0], f[:, 1], f[:, 2]
+    X, Y = fixed[:, 0], fixed[:, 1]
+    area = (X[i1] - X[i0]) * (Y[i2] - Y[i0]) - (Y[i1] - Y[i0]) * (X[i2] - X[i0])
+    # Make every triangle counter-clockwise (in a y-down frame: positive area) by swapping
+    # its last two corners, so one edge test fits all; drop degenerate triangles.
+    keep = np.nonzero(area != 0)[0]
+    neg = area[keep] < 0
+    a = i0[keep]
+    b = np.where(neg, i2[keep], i1[keep])
+    c = np.where(neg, i1[keep], i2[keep])
 
-    # Pixel-centre bounding box of each triangle: centres c = i + 0.5 with lo <= c <= hi.
-    # (np.minimum over the three corners is faster than .min(axis=1) on (M, 3, 2) arrays.)
-    xy = tri[:, :, :2]
-    lo = np.ceil(np.minimum(np.minimum(xy[:, 0], xy[:, 1]), xy[:, 2]) - 0.5).astype(np.int64)
-    hi = np.floor(np.maximum(np.maximum(xy[:, 0], xy[:, 1]), xy[:, 2]) - 0.5).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, [width - 1, height - 1])
-    nx = np.maximum(hi[:, 0] - lo[:, 0] + 1, 0)
-    ny = np.maximum(hi[:, 1] - lo[:, 1] + 1, 0)
-    count = nx * ny
+    # Pixel-centre bounding box of each triangle: centres i + 0.5 with lo <= i + 0.5 <= hi.
+    xs = np.stack([v[a, 0], v[b, 0], v[c, 0]])
+    ys = np.stack([v[a, 1], v[b, 1], v[c, 1]])
+    x_lo = np.maximum(np.ceil(xs.min(0) - 0.5), 0).astype(np.int64)
+    x_hi = np.minimum(np.floor(xs.max(0) - 0.5), width - 1).astype(np.int64)
+    y_lo = np.maximum(np.ceil(ys.min(0) - 0.5), 0).astype(np.int64)
+    y_hi = np.minimum(np.floor(ys.max(0) - 0.5), height - 1).astype(np.int64)
+    nx = np.maximum(x_hi - x_lo + 1, 0)
+    count = nx * np.maximum(y_hi - y_lo + 1, 0)
+
+    # Integer edge functions w = A * cx + B * cy + C, one per edge (w0 opposite corner a).
+    edges = []
+    for p, q in ((b, c), (c, a), (a, b)):
+        dx, dy = X[q] - X[p], Y[q] - Y[p]
+        # Top-left rule for counter-clockwise triangles in a y-down frame: an edge going down
+        # (dy > 0) is a "left" edge, a horizontal edge going left (dy == 0, dx < 0) a "top" one.
+        top_left = (dy > 0) | ((dy == 0) & (dx < 0))
+        edges.append((-dy, dx, dy * X[p] - dx * Y[p], top_left))
 
     parts = []
-    start = 0
     cum = np.cumsum(count)
-    while start < len(tri):
-        # Take as many triangles as fit in one chunk (at least one).
+    start = 0
+    while start < len(a):
         base = cum[start - 1] if start else 0
         stop = max(int(np.searchsorted(cum, base + _CHUNK_PAIRS, side="right")), start + 1)
-        parts.append(_fragments_chunk(tri[start:stop], order[start:stop], ids[start:stop],
-                                      lo[start:stop], nx[start:stop], count[start:stop], width))
+        sl = slice(start, stop)
+        parts.append(_fragments_chunk(sl, count[sl], x_lo[sl], y_lo[sl], nx[sl], edges, width))
         start = stop
-    if not parts:
-        empty = np.zeros(0, np.int64)
-        return Fragments(empty, empty, np.zeros((0, 3)), np.zeros(0))
-    return Fragments(*(np.concatenate(p) for p in zip(*parts)))
+    tri_local = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    pixel = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+
+    # Interpolation uses the exact (float) vertices: per triangle, the weights of corners b
+    # and c are affine functions of the pixel centre, l = P[0] * x + P[1] * y + P[2].
+    ax_, ay_ = v[a, 0], v[a, 1]
+    e1x, e1y = v[b, 0] - ax_, v[b, 1] - ay_
+    e2x, e2y = v[c, 0] - ax_, v[c, 1] - ay_
+    det = e1x * e2y - e1y * e2x
+    det = np.where(det == 0, 1e-300, det)  # snapped-nondegenerate but float-degenerate: harmless
+    p1 = (e2y / det, -e2x / det, (ay_ * e2x - ax_ * e2y) / det)
+    p2 = (-e1y / det, e1x / det, (ax_ * e1y - ay_ * e1x) / det)
+    dzb, dzc = v[b, 2] - v[a, 2], v[c, 2] - v[a, 2]
+    zplane = [dzb * p1[i] + dzc * p2[i] for i in range(3)]
+    zplane[2] = zplane[2] + v[a, 2]
+    cx = (pixel % width) + 0.5
+    cy = (pixel // width) + 0.5
+    t = tri_local
+    z = zplane[0][t] * cx + zplane[1][t] * cy + zplane[2][t]
+    weights = None
+    if bary:
+        l1 = p1[0][t] * cx + p1[1][t] * cy + p1[2][t]
+        l2 = p2[0][t] * cx + p2[1][t] * cy + p2[2][t]
+        # Back to the triangle's own corner order (undo the swap of corners 1 and 2).
+        swapped = neg[t]
+        weights = np.stack([1 - l1 - l2, np.where(swapped, l2, l1), np.where(swapped, l1, l2)], 1)
+    return Fragments(pixel, keep[tri_local], weights, z)
 
 
-def _cross2(a, b):
-    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
-
-
-def _fragments_chunk(tri, order, ids, lo, nx, count, width):
-    k = np.repeat(np.arange(len(tri)), count)
+def _fragments_chunk(sl, count, x_lo, y_lo, nx, edges, width):
+    """Candidate (triangle, pixel) pairs of triangles ``sl`` and the ones that pass the test."""
+    k = np.repeat(np.arange(len(count)), count)
     local = np.arange(len(k)) - np.repeat(np.cumsum(count) - count, count)
-    px = lo[k, 0] + local % nx[k]
-    py = lo[k, 1] + local // nx[k]
-    cx, cy = px + 0.5, py + 0.5
-
-    a, b, c = tri[k, 0], tri[k, 1], tri[k, 2]
-    # Edge functions: w0 is opposite vertex a (edge b->c), etc. Positive inside (CCW).
-    w0 = (c[:, 0] - b[:, 0]) * (cy - b[:, 1]) - (c[:, 1] - b[:, 1]) * (cx - b[:, 0])
-    w1 = (a[:, 0] - c[:, 0]) * (cy - c[:, 1]) - (a[:, 1] - c[:, 1]) * (cx - c[:, 0])
-    w2 = (b[:, 0] - a[:, 0]) * (cy - a[:, 1]) - (b[:, 1] - a[:, 1]) * (cx - a[:, 0])
-    inside = _covers(w0, b, c) & _covers(w1, c, a) & _covers(w2, a, b)
-
-    k, w0, w1, w2 = k[inside], w0[inside], w1[inside], w2[inside]  # a, b, c still full length
-    total = w0 + w1 + w2
-    b0, b1, b2 = w0 / total, w1 / total, w2 / total
-    z = b0 * a[inside, 2] + b1 * b[inside, 2] + b2 * c[inside, 2]
-    bary = np.stack([b0, b1, b2], 1)
-    # Return weights in the triangle's original vertex order.
-    bary_orig = np.empty_like(bary)
-    np.put_along_axis(bary_orig, order[k], bary, axis=1)
-    pixel = py[inside] * width + px[inside]
-    return pixel, ids[k], bary_orig, z
-
-
-def _covers(w, p, q):
-    """Edge test with the top-left rule: strictly inside, or on a top or left edge.
-
-    With counter-clockwise triangles in a y-down frame, an edge p->q is "top" when it is
-    horizontal going left (dy == 0, dx < 0) and "left" when it goes down (dy > 0).
-    """
-    dx, dy = q[:, 0] - p[:, 0], q[:, 1] - p[:, 1]
-    top_left = (dy > 0) | ((dy == 0) & (dx < 0))
-    return (w > 0) | ((w == 0) & top_left)
+    nxk = nx[k]
+    px = x_lo[k] + local % nxk
+    py = y_lo[k] + local // nxk
+    cx = px * _SUBPIXEL + _SUBPIXEL // 2  # pixel centres in fixed point
+    cy = py * _SUBPIXEL + _SUBPIXEL // 2
+    tri = k + sl.start
+    inside = np.ones(len(k), bool)
+    for A, B, C, top_left in edges:
+        w = A[tri] * cx + B[tri] * cy + C[tri]
+        inside &= (w > 0) | ((w == 0) & top_left[tri])
+    keep = np.nonzero(inside)[0]
+    return tri[keep], py[keep] * width + px[keep]
 
 
 def rasterize(vertices, faces, height: int, width: int) -> Raster:
@@ -192,8 +213,9 @@ def rasterize(vertices, faces, height: int, width: int) -> Raster:
     triangle = np.full(height * width, -1, np.int32)
     bary = np.zeros((height * width, 3), np.float32)
     if len(fr.pixel):
-        # Sort by pixel, then depth descending, then triangle: the first of each pixel wins.
-        order = np.lexsort((fr.triangle, -fr.z, fr.pixel))
+        # Sort by pixel, then depth descending; the sort is stable, so among equal depths the
+        # lower triangle index (fragments come in triangle order) wins.
+        order = np.lexsort((-fr.z, fr.pixel))
         pix = fr.pixel[order]
         first = np.ones(len(pix), bool)
         first[1:] = pix[1:] != pix[:-1]
