@@ -162,7 +162,13 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(workers) as pool:
+        # Build the face model and the renderer's caches once, before forking, so the workers
+        # inherit them instead of each building its own.
+        make_sample(protocol, 0, spec=spec, seed=seed)
+
+        # fork on Linux (fast start, nothing to re-import); spawn where fork is unavailable.
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(workers) as pool:
             for _ in pool.imap_unordered(_make_shard, jobs):
                 bar.update()
     else:

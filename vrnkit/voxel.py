@@ -328,7 +328,8 @@ def mesh_to_volume(vertices, faces, spec: VolumeSpec, *, fill: str = "even-odd",
     toward the viewer crosses the surface an odd number of times (exact up to voxel centres
     lying on the surface, thanks to the rasteriser's top-left rule).
     fill="front": for open scans; from the visible front surface back to depth ``back`` (crop
-    pixels; default the back of the volume).
+    pixels; default the back of the volume): a number, or an (H, W) map of back depths (e.g. a
+    tilted back plane).
     """
     v, f = check_mesh(vertices, faces)
     D, H, W = spec.shape
@@ -344,7 +345,7 @@ def mesh_to_volume(vertices, faces, spec: VolumeSpec, *, fill: str = "even-odd",
         return (above[1:] & 1).astype(bool).reshape(D, H, W)
     if fill == "front":
         r = rasterize(v, f, H, W)
-        zb = 0.0 if back is None else float(back)
+        zb = np.broadcast_to(np.asarray(0.0 if back is None else back, np.float64), (H, W))
         cz = (np.arange(D) + 0.5) / ds
-        return (cz[:, None, None] >= zb) & (cz[:, None, None] <= r.depth[None])
+        return (cz[:, None, None] >= zb[None]) & (cz[:, None, None] <= r.depth[None])
     raise ValueError(f"fill must be 'even-odd' (watertight meshes) or 'front' (open surfaces); got {fill!r}")

@@ -1,0 +1,41 @@
+"""SynthFaces generation speed on this machine: labelled samples per second, everything included
+(face, render, slab, shard compression and writing), with 2 worker processes.
+
+Goal (issue): >= 100 labelled 192x192 samples per second on 2 cores, i.e. a 60k-face training
+set in <= 10 minutes. Run: python benchmarks/bench_synth.py [--n 512]
+"""
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from vrnkit.config import VolumeSpec  # noqa: E402
+from vrnkit.synth import generate  # noqa: E402
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=512)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    for preset in ("paper", "quick"):
+        spec = VolumeSpec.preset(preset)
+        root = tempfile.mkdtemp()
+        try:
+            t = time.perf_counter()
+            generate("synth-300wlp", root, n=args.n, spec=spec, shard_size=64, workers=args.workers, progress=False)
+            rate = args.n / (time.perf_counter() - t)
+            size = sum(os.path.getsize(os.path.join(root, f)) for f in os.listdir(root)) / args.n / 1024
+        finally:
+            shutil.rmtree(root)
+        goal = " (goal >= 100/s at 192x192)" if preset == "paper" else ""
+        print(f"{preset:5s} {spec.width}x{spec.width}: {rate:6.1f} samples/s with {args.workers} workers{goal}; "
+              f"{size:.0f} KiB per sample on disk; 61,225 faces in {61225 / rate / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
