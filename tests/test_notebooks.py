@@ -1,0 +1,124 @@
+"""The notebooks run top to bottom, as a student runs them, and are committed without outputs.
+
+Every notebooks/*.ipynb is executed with nbclient in a fresh kernel, in a temporary folder, with
+VRNKIT_MODE=quick and VRNKIT_NOTEBOOK_SMOKE=1 (the notebooks shrink their sizes for it). A new
+notebook is picked up automatically; EXPECTED lists, per notebook, files it must write and text
+it must print. Notebook 01 is also run on a 300W-LP-format fixture tree (VRNKIT_REAL_DATA), to
+check that it switches to real data when a path is set.
+"""
+import base64
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CELL_TIMEOUT = 300  # seconds per cell (smoke sizes take a few seconds each)
+OUT = Path("out") / "notebooks"  # relative to the folder a notebook runs in
+
+# Files a notebook must write (under its run folder) and text its outputs must contain.
+EXPECTED = {
+    "01_synthfaces.ipynb": dict(
+        files=[OUT / "01_gallery.png", OUT / "01_poses.png", OUT / "01_overlay.png",
+               Path("data") / "synth-300wlp-quick-64" / "index.csv"],
+        text=["64 faces in", "64 samples in 1 shard", "voxels inside"]),
+    "02_volumes_and_meshes.ipynb": dict(
+        files=[OUT / "02_face.obj", OUT / "02_face.ply", OUT / "02_face.glb", OUT / "02_face_k3d.html",
+               OUT / "02_mesh.png", OUT / "02_photo.png", OUT / "02_discretisation.png"],
+        text=["voxels that differ: 0 of", "watertight: True"]),
+}
+
+
+def run_notebook(path: Path, folder: Path, monkeypatch, **env) -> tuple:
+    """Execute a notebook in ``folder`` -> (executed notebook, seconds). Raises on any cell error."""
+    monkeypatch.setenv("VRNKIT_MODE", "quick")
+    monkeypatch.setenv("VRNKIT_NOTEBOOK_SMOKE", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend, as in Jupyter
+    monkeypatch.delenv("VRNKIT_DATA", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, str(v))
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
+                                     resources={"metadata": {"path": str(folder)}})
+    t0 = time.perf_counter()
+    client.execute()
+    return nb, time.perf_counter() - t0
+
+
+def text_of(nb) -> str:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream":
+                out.append(o.get("text", ""))
+            elif "data" in o:
+                out.append(str(o["data"].get("text/plain", "")))
+    return "\n".join(out)
+
+
+def pictures(nb) -> list[bytes]:
+    return [base64.b64decode(o["data"]["image/png"]) for cell in nb.cells for o in cell.get("outputs", [])
+            if "data" in o and "image/png" in o["data"]]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks in notebooks/"
+    missing = set(EXPECTED) - {p.name for p in NOTEBOOKS}
+    assert not missing, f"EXPECTED names notebooks that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_is_clean_and_starts_with_one_setup_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; clear them before committing"
+    first = nb.cells[0]
+    assert first.cell_type == "code", f"{path.name} must start with its setup cell"
+    for needle in ("REPO_URL", "google.colab", "seed_everything", "resolve_mode", "VRNKIT_NOTEBOOK_SMOKE"):
+        assert needle in first.source, f"{path.name}: the setup cell lacks {needle}"
+    assert not any(re.search(r"pip\W{0,5}install", c.source) for c in code[1:]), \
+        f"{path.name}: only the setup cell installs anything"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_end_to_end(path, tmp_path, monkeypatch):
+    nb, seconds = run_notebook(path, tmp_path, monkeypatch)
+    print(f"{path.name}: {seconds:.1f} s")
+    text = text_of(nb)
+    assert re.search(r"vrnkit quick mode on \w+ \(smoke-test sizes\)", text), "the setup cell's mode banner is missing"
+    assert "(64, 64, 64)" in text  # the quick preset it resolved
+    assert len(pictures(nb)) >= 3, "a notebook about pictures shows too few of them"
+    expected = EXPECTED.get(path.name, {})
+    for f in expected.get("files", []):
+        assert (tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0, f"{path.name} did not write {f}"
+    for needle in expected.get("text", []):
+        assert needle in text, f"{path.name}: expected output containing {needle!r}"
+    assert seconds < 90, f"{path.name} took {seconds:.0f} s in smoke mode; keep it under 90 s on 2 cores"
+
+
+def test_dataset_notebook_switches_to_real_data_when_a_path_is_set(tmp_path, monkeypatch):
+    from test_realdata import make_300wlp_fixture
+
+    from vrnkit.shards import read_index
+
+    root, model_dir = make_300wlp_fixture(tmp_path / "fixture", n=6)
+    run = tmp_path / "run"
+    run.mkdir()
+    nb, _ = run_notebook(ROOT / "notebooks" / "01_synthfaces.ipynb", run, monkeypatch,
+                         VRNKIT_REAL_DATA=root, VRNKIT_MORPHABLE_MODEL=model_dir)
+    converted = run / "data" / "300wlp-quick"
+    index = read_index(converted)
+    assert len(index) == 6 and set(index["source"]) == {"300w-lp"}
+    assert not list((run / "data").glob("synth-300wlp-*")), "no synthetic set is made when real data is used"
+    text = text_of(nb)
+    assert "converting 300wlp" in text and "6 samples in 1 shard" in text
+    assert (run / OUT / "01_gallery.png").is_file() and (run / OUT / "01_overlay.png").is_file()
