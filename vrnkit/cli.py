@@ -75,11 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    from . import demo, realdata, synth
+    from . import demo, realdata, synth, train
 
     demo.add_cli(sub)
     synth.add_cli(sub)
     realdata.add_cli(sub)
+    train.add_cli(sub)
 
     p = sub.add_parser("voxelise", help="voxelise a mesh file into a volume (.npy) and take its surface back")
     p.add_argument("mesh", help="mesh file (.obj, .ply, .stl, .glb), y-up unless --image-space")

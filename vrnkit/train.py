@@ -1,0 +1,553 @@
+"""Training VRN: one plain loop, readable top to bottom (in the spirit of nanoGPT's train.py).
+
+    shards -> batch (image, slab, landmarks) -> on the device: augment, build the target volume
+    (voxel.slabs_to_volumes) and heatmaps -> model -> BCE on volumes + MSE on heatmaps -> RMSprop
+
+Everything a run needs is one :class:`TrainConfig`; ``train(config)`` writes into ``config.out``:
+``metrics.csv`` (one row per step and per epoch, pandas reads it), ``last.pt`` (model, optimiser,
+random states and data position: a killed run resumes exactly where it stopped, bit for bit on
+the CPU with num_workers=0) and, at the end, ``model.pt`` (weights + config, for inference).
+
+Several GPUs: ``torchrun --nproc_per_node=4 -m vrnkit.train --data DIR --out DIR`` (DDP; each
+process trains on its own slice of every global batch; only rank 0 writes files).
+
+>>> cfg = TrainConfig.preset("cpu", epochs=2)  # doctest: +SKIP
+>>> result = train(cfg)                                                          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import random
+import socket
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import models
+from .augment import AugmentConfig, draw_params, make_targets
+from .config import SEED, VolumeSpec, resolve_mode, seed_everything
+from .metrics import nme_estimate, volume_iou
+from .shards import ShardDataset, ShardSampler, collate
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Presets: TrainConfig.preset("cpu" | "colab" | "paper")."""
+
+    # model
+    model: str = "vrn"  # kind: "vrn" | "multitask" | "guided"
+    preset: str = "cpu"  # model size (vrnkit.models presets): "paper" | "colab" | "cpu"
+    model_options: dict = field(default_factory=dict)  # ModelConfig fields to override, e.g. {"features": 32}
+    # data
+    data: str = "data/synth-300wlp"  # folder of shards (`vrnkit synth` writes one)
+    val: str | None = None  # validation folder; None: the data folder's val_split, if it has one
+    train_split: str | None = "train"  # split of `data` to train on (None: every sample)
+    val_split: str = "val"  # split of `data` or `val` used for validation, if present
+    val_holdout: int = 256  # else: samples held out of the end of `data` for validation (0: none)
+    max_val_samples: int = 256  # validation samples per epoch (caps its time)
+    nme_samples: int = 32  # of those, how many get the NME estimate (CPU nearest neighbours)
+    depth_scale: float = 2.0  # volume slices per crop pixel (paper: 200 slices span 100 px)
+    # schedule (the paper: RMSprop, lr 1e-4, 1e-5 after 40 of 50 epochs)
+    batch_size: int = 8  # images per process per forward pass
+    accumulate: int = 1  # forward passes per optimiser step (global batch = batch * accumulate * processes)
+    epochs: int = 50  # passes over the training set
+    steps: int | None = None  # total optimiser steps; overrides epochs when given
+    lr: float = 1e-4  # learning rate at the start
+    lr_final: float = 1e-5  # learning rate after the drop
+    lr_drop: float = 0.8  # fraction of the run after which lr -> lr_final (40 / 50 epochs)
+    # loss
+    volume_weight: float = 1.0  # weight of the per-voxel sigmoid cross entropy
+    heatmap_weight: float = 1.0  # weight of the heatmap MSE (multitask, guided), summed over stacks
+    augment: bool = True  # the paper's augmentations (rotation, shift, scale, flip, colour)
+    # speed
+    device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"...
+    amp: str = "auto"  # "auto" (bf16 on CUDA if supported, else fp16; off on CPU) | "bf16" | "fp16" | "off"
+    channels_last: bool = False  # NHWC memory layout (faster convolutions on tensor-core GPUs)
+    compile: bool = False  # torch.compile the model (slow first steps, faster later; GPU)
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    # bookkeeping
+    out: str = "runs/vrn"  # folder for metrics.csv, last.pt, model.pt
+    checkpoint_every: int = 500  # steps between checkpoints (also at each epoch end and the end)
+    log_every: int = 1  # steps between metrics.csv rows (each row syncs the GPU once)
+    seed: int = SEED  # model initialisation, data order and augmentations
+    progress: bool = True  # tqdm progress bar
+
+    @staticmethod
+    def preset(name: str, **overrides) -> "TrainConfig":
+        """Named presets ("cpu", "colab", "paper"), with any field overridden by keyword."""
+        if name not in TRAIN_PRESETS:
+            raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
+        return replace(TRAIN_PRESETS[name], **overrides)
+
+    @staticmethod
+    def for_mode(mode: str | None = None, **overrides) -> "TrainConfig":
+        """The preset of a mode (VRNKIT_MODE): quick -> "cpu", full -> "paper"."""
+        return TrainConfig.preset("paper" if resolve_mode(mode) == "full" else "cpu", **overrides)
+
+
+TRAIN_PRESETS = {
+    # Quick mode, 2 CPU cores: 64^3 volumes. Short runs learn faster with a larger lr (3 epochs of
+    # 1024 SynthFaces: validation IoU 0.57 at lr 1e-3, 0.56 at 3e-3, 0.47 at the paper's 1e-4).
+    "cpu": TrainConfig(preset="cpu", batch_size=8, epochs=10, lr=1e-3, lr_final=1e-4,
+                       checkpoint_every=200, out="runs/cpu"),
+    # One Colab GPU, a few hours (see vrnkit.models for the size estimate).
+    "colab": TrainConfig(preset="colab", batch_size=32, epochs=20, channels_last=True, num_workers=2,
+                         log_every=10, checkpoint_every=1000, out="runs/colab"),
+    # The paper: 192x192 crops, 200 slices, 50 epochs.
+    "paper": TrainConfig(preset="paper", batch_size=32, epochs=50, channels_last=True, num_workers=4,
+                         log_every=10, checkpoint_every=1000, out="runs/paper"),
+}
+
+METRIC_COLUMNS = ["kind", "step", "epoch", "loss", "volume_loss", "heatmap_loss", "lr", "images_per_s",
+                  "val_iou", "val_nme", "time_s"]
+
+
+def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
+    """The paper's step schedule, scaled to the run: lr, then lr_final from lr_drop * total."""
+    return config.lr if step < int(config.lr_drop * total_steps) else config.lr_final
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: this process's share of every global batch (targets: augment.make_targets)
+
+class RankBatches(torch.utils.data.Sampler):
+    """This process's micro-batches, in ShardSampler order.
+
+    Each global batch of G = batch * accumulate * world consecutive indices is cut into
+    micro-batches of ``batch``; process r takes micro-batches r*accumulate ... r*accumulate +
+    accumulate - 1. The last incomplete global batch of an epoch is dropped (every process must
+    do the same number of steps). Resume: sampler.set_epoch(epoch, start=steps_done * G).
+    """
+
+    def __init__(self, sampler: ShardSampler, *, batch: int, accumulate: int = 1, rank: int = 0, world: int = 1):
+        self.sampler, self.batch, self.accumulate, self.rank, self.world = sampler, batch, accumulate, rank, world
+        self.global_batch = batch * accumulate * world
+
+    def __iter__(self):
+        order = list(self.sampler)
+        G = self.global_batch
+        for g in range(0, len(order) - G + 1, G):
+            for m in range(self.accumulate):
+                k = g + (self.rank * self.accumulate + m) * self.batch
+                yield order[k:k + self.batch]
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.global_batch * self.accumulate
+
+
+def compute_loss(out: dict, volume: torch.Tensor, heatmaps: torch.Tensor | None, config: TrainConfig):
+    """Weighted sum of the volume BCE (on logits) and the heatmap MSE over every supervised stack.
+
+    Returns (loss, {"volume_loss", "heatmap_loss"} as detached tensors). Computed in float32.
+    """
+    vol_loss = F.binary_cross_entropy_with_logits(out["volume"].float(), volume)
+    stacks = out.get("heatmaps") or []
+    hm_loss = sum(F.mse_loss(h.float(), heatmaps) for h in stacks) if stacks and heatmaps is not None \
+        else vol_loss.new_zeros(())
+    loss = config.volume_weight * vol_loss + config.heatmap_weight * hm_loss
+    return loss, {"volume_loss": vol_loss.detach(), "heatmap_loss": hm_loss.detach()}
+
+
+def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=None):
+    """Forward pass (under autocast when ``dtype`` is set) and loss of one batch of targets.
+
+    The guided model is fed the ground-truth heatmaps, as in the paper's training.
+    """
+    image = targets["image"]
+    if config.channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(image.device.type, dtype=dtype, enabled=dtype is not None):
+        out = model(image, heatmaps=targets["heatmaps"]) if kind == "guided" else model(image)
+    return compute_loss(out, targets["volume"], targets["heatmaps"], config)
+
+
+def open_datasets(config: TrainConfig, size: int):
+    """(train ShardDataset, validation ShardDataset or None), with errors that say what to do.
+
+    Validation data: the ``val`` folder; else the data folder's ``val_split``; else the last
+    ``val_holdout`` samples of the data folder (never more than half of it), kept out of training.
+    """
+    for path in [config.data] + ([config.val] if config.val else []):
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"no dataset folder {path}: create one with `vrnkit synth --out {path}` "
+                                    f"(or `vrnkit prepare`), or pass the right --data / --val")
+    train_set = ShardDataset(config.data, split=config.train_split)
+    full = ShardDataset(config.data).index
+    val_set = None
+    if config.val:
+        val_index = ShardDataset(config.val).index
+        has = "split" in val_index and config.val_split in set(val_index["split"])
+        val_set = ShardDataset(config.val, split=config.val_split if has else None)
+    elif "split" in full and config.val_split in set(full["split"]) and config.val_split != config.train_split:
+        val_set = ShardDataset(config.data, split=config.val_split)
+    elif config.val_holdout > 0:
+        n = len(train_set)
+        k = min(config.val_holdout, n // 2)
+        if k > 0:
+            val_set = ShardDataset(config.data, split=config.train_split)
+            _keep_rows(val_set, np.arange(n) >= n - k)
+            _keep_rows(train_set, np.arange(n) < n - k)
+    got = train_set[0]["image"].shape
+    if got[:2] != (size, size):
+        raise ValueError(f"the crops in {config.data} are {got[1]}x{got[0]} px but the {config.preset!r} model "
+                         f"preset expects {size}x{size}; generate data at that size or choose another --preset")
+    return train_set, val_set
+
+
+def _keep_rows(dataset: ShardDataset, keep: np.ndarray) -> None:
+    """Restrict a ShardDataset to the rows where ``keep`` is True (mirrors its constructor)."""
+    dataset.index = dataset.index[keep].reset_index(drop=True)
+    dataset._shard = dataset.index["shard"].to_numpy()
+    dataset._row = dataset.index["row"].to_numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices, processes, precision
+
+def setup_distributed():
+    """(rank, world, local_rank, started); starts the process group when launched by torchrun
+    (env://: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); NCCL on GPUs, gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0, False
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", init_method="env://")
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # so NCCL and the caching allocator use this GPU
+    return device
+
+
+def amp_dtype(amp: str, device: torch.device):
+    """The autocast dtype for ``amp`` on ``device`` (None: full float32)."""
+    if amp not in ("auto", "bf16", "fp16", "off"):
+        raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off'; got {amp!r}")
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+
+@contextlib.contextmanager
+def explain_out_of_memory(config: TrainConfig, device):
+    """Re-raise CUDA / CPU out-of-memory errors with what to change."""
+    try:
+        yield
+    except Exception as e:
+        if isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e)):
+            raise RuntimeError(
+                f"out of memory in a training step ({config.model}, preset {config.preset!r}, batch "
+                f"{config.batch_size} on {device}): use a smaller --batch-size (e.g. {max(1, config.batch_size // 2)} "
+                f"with --accumulate {2 * config.accumulate} to keep the global batch) or a smaller --preset") from e
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: everything needed to continue exactly
+
+def rng_states(generator: torch.Generator) -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "augment": generator.get_state()}
+
+
+def set_rng_states(states: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
+    p = states["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    generator.set_state(states["augment"])
+
+
+def load_resume(path: Path, mcfg: models.ModelConfig):
+    """(state_dict, extra) of out/last.pt, with errors that say what to do."""
+    try:
+        loaded, _, extra = models.load_checkpoint(path, map_location="cpu", expect=mcfg)
+    except models.CheckpointError as e:
+        raise models.CheckpointError(f"cannot resume from {path}: {e}. To start a new run, use another "
+                                     f"--out folder or delete {path}") from e
+    if "optimizer" not in extra:
+        raise models.CheckpointError(f"cannot resume from {path}: it holds weights only (no optimiser "
+                                     f"state); use another --out folder or delete it")
+    return loaded.state_dict(), extra
+
+
+def write_row(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, METRIC_COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def truncate_rows(path: Path, step: int) -> None:
+    """Drop metrics rows after ``step`` (written by a run that died before its next checkpoint)."""
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        path.unlink()
+        for r in rows:
+            write_row(path, r)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+@torch.no_grad()
+def validate(model, dataset, config: TrainConfig, spec: VolumeSpec, device, dtype) -> dict:
+    """Mean volume IoU and NME estimate on (up to max_val_samples of) the validation set."""
+    model.eval()
+    n = min(len(dataset), config.max_val_samples)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=config.batch_size,
+                                         collate_fn=collate)
+    ious, nmes = [], []
+    for batch in loader:
+        t = make_targets(batch, None, spec=spec, device=device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            image = t["image"].contiguous(memory_format=torch.channels_last) if config.channels_last else t["image"]
+            prob = torch.sigmoid(model(image)["volume"].float())
+        ious.append(volume_iou(prob, t["volume"] > 0.5).cpu())
+        k = max(0, min(len(prob), config.nme_samples - sum(map(len, nmes))))
+        if k:
+            nmes.append(nme_estimate(prob[:k], t["volume"][:k], t["landmarks"][:k], spec))
+    model.train()
+    return {"val_iou": float(torch.cat(ious).mean()),
+            "val_nme": float(np.nanmean(np.concatenate(nmes))) if nmes else float("nan")}
+
+
+def train(config: TrainConfig, *, on_step=None) -> dict:
+    """Train (or resume from ``config.out``/last.pt) and return {"model", "step", "val", "out"}.
+
+    ``on_step(step)`` is called after every optimiser step (tests use it to stop a run).
+    """
+    from tqdm.auto import tqdm
+
+    rank, world, local_rank, owns_group = setup_distributed()
+    device = pick_device(config.device, local_rank)
+    mcfg = replace(models.ModelConfig.preset(config.preset, kind=config.model), **config.model_options)
+    S = mcfg.image_size
+    spec = VolumeSpec(depth=mcfg.depth, height=S, width=S, depth_scale=config.depth_scale)
+    train_set, val_set = open_datasets(config, S)
+    out = Path(config.out)
+    ckpt_path, csv_path = out / "last.pt", out / "metrics.csv"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    G = config.batch_size * config.accumulate * world
+    steps_per_epoch = len(train_set) // G
+    if steps_per_epoch == 0:
+        raise ValueError(f"{config.data} has {len(train_set)} training samples, fewer than one global batch "
+                         f"of {G}; use a smaller --batch-size or more data")
+    total_steps = config.steps or config.epochs * steps_per_epoch
+
+    seed_everything(config.seed)
+    model = models.build_model(mcfg).to(device)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
+    aug_gen = torch.Generator().manual_seed(config.seed + 1)  # same on every rank: draws for all of G
+    dtype = amp_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    step = epoch = position = 0
+    val = {}  # the latest validation metrics
+    if ckpt_path.exists():
+        state_dict, extra = load_resume(ckpt_path, mcfg)
+        if extra["global_batch"] != G:
+            raise ValueError(f"{ckpt_path} was trained with a global batch of {extra['global_batch']}, this run "
+                             f"has {G} (batch x accumulate x processes); resume with the same, or use another --out")
+        model.load_state_dict(state_dict)
+        optimizer.load_state_dict(extra["optimizer"])
+        scaler.load_state_dict(extra["scaler"])
+        set_rng_states(extra["rng"], aug_gen)
+        step, epoch, position, val = extra["step"], extra["epoch"], extra["position"], extra["val"]
+        if rank == 0:
+            truncate_rows(csv_path, step)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    raw_model = model  # what gets saved and validated (no compile / DDP wrappers)
+    if config.compile:
+        model = torch.compile(model)
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithms for these shapes
+
+    def save(epoch: int, position: int) -> None:
+        if rank == 0:
+            extra = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_states(aug_gen),
+                     "step": step, "epoch": epoch, "position": position, "global_batch": G, "val": val,
+                     "train_config": asdict(config)}
+            models.save_checkpoint(ckpt_path, raw_model, mcfg, extra=extra)
+
+    sampler = ShardSampler(train_set, seed=config.seed)
+    loader_gen = torch.Generator().manual_seed(config.seed)  # keeps the DataLoader off the global RNG
+    aug = AugmentConfig()
+    need_heatmaps = mcfg.kind in ("multitask", "guided")
+    bar = tqdm(total=total_steps, initial=step, disable=not config.progress or rank != 0,
+               desc=f"train {mcfg.kind}/{config.preset}", dynamic_ncols=True)
+    lr = learning_rate(step, total_steps, config)
+    t_log, steps_logged = time.perf_counter(), 0
+    start_time = time.perf_counter()
+    model.train()
+    while step < total_steps:
+        sampler.set_epoch(epoch, start=position * G)
+        batches = RankBatches(sampler, batch=config.batch_size, accumulate=config.accumulate, rank=rank, world=world)
+        loader = iter(torch.utils.data.DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
+                                                  num_workers=config.num_workers, generator=loader_gen,
+                                                  pin_memory=device.type == "cuda",
+                                                  persistent_workers=False))
+        while position < steps_per_epoch and step < total_steps:
+            lr = learning_rate(step, total_steps, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            params = draw_params(G, size=S, generator=aug_gen, config=aug) if config.augment else None
+            parts = {"loss": 0.0, "volume_loss": 0.0, "heatmap_loss": 0.0}
+            for m in range(config.accumulate):
+                batch = next(loader)
+                first = (rank * config.accumulate + m) * config.batch_size  # this micro-batch's share of G
+                mine = params[first:first + config.batch_size] if params is not None else None
+                # DDP averages gradients across processes only on the last micro-batch
+                sync = model.no_sync() if world > 1 and m < config.accumulate - 1 else contextlib.nullcontext()
+                with explain_out_of_memory(config, device), sync:
+                    t = make_targets(batch, mine, spec=spec, device=device, heatmaps=need_heatmaps)
+                    loss, p = forward_loss(model, t, config, kind=mcfg.kind, dtype=dtype)
+                    scaler.scale(loss / config.accumulate).backward()
+                for k, v in (("loss", loss.detach()), *p.items()):
+                    parts[k] = parts[k] + v / config.accumulate
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step, position, steps_logged = step + 1, position + 1, steps_logged + 1
+            bar.update(1)
+
+            if step % config.log_every == 0 or step == total_steps:
+                values = torch.stack([torch.as_tensor(v, device=device, dtype=torch.float32) for v in parts.values()])
+                if world > 1:
+                    dist.all_reduce(values)
+                    values /= world
+                now = time.perf_counter()
+                row = dict(zip(parts, values.tolist()), kind="step", step=step, epoch=epoch, lr=lr,
+                           images_per_s=steps_logged * G / (now - t_log), time_s=now - start_time)
+                t_log, steps_logged = now, 0
+                bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+                if rank == 0:
+                    write_row(csv_path, row)
+            if on_step is not None:
+                on_step(step)
+            if step % config.checkpoint_every == 0 and position < steps_per_epoch and step < total_steps:
+                save(epoch, position)
+
+        # End of an epoch (or of the run): validate, log, checkpoint.
+        if rank == 0 and val_set is not None:
+            val = validate(raw_model, val_set, config, spec, device, dtype)
+            write_row(csv_path, dict(kind="epoch", step=step, epoch=epoch, lr=lr,
+                                     time_s=time.perf_counter() - start_time, **val))
+            if config.progress:
+                bar.write(f"epoch {epoch}: step {step}, val IoU {val['val_iou']:.4f}, NME~ {val['val_nme']:.4f}")
+        if position == steps_per_epoch:
+            epoch, position = epoch + 1, 0
+        save(epoch, position)
+        t_log, steps_logged = time.perf_counter(), 0  # do not count validation time in images/s
+    bar.close()
+    if rank == 0:
+        models.save_checkpoint(out / "model.pt", raw_model, mcfg, extra={"val": val, "step": step})
+    if world > 1:
+        dist.barrier()
+        if owns_group:
+            dist.destroy_process_group()
+    return {"model": raw_model.eval(), "step": step, "val": val, "out": out}
+
+
+# ---------------------------------------------------------------------------------------------
+# Several processes on one machine without torchrun (tests; CPU with gloo)
+
+def _spawned(rank: int, world: int, port: int, config: TrainConfig, threads: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(threads)
+    train(config)
+
+
+def spawn(config: TrainConfig, world: int, *, threads: int = 1) -> None:
+    """Run train(config) in ``world`` local processes (what torchrun does), e.g. to test DDP."""
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.multiprocessing.spawn(_spawned, args=(world, port, config, threads), nprocs=world, join=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: `vrnkit train ...` (vrnkit/cli.py calls add_cli) or `python -m vrnkit.train ...`
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a VRN model on a folder of shards")
+    add_arguments(p)
+    p.set_defaults(func=run_cli)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default="vrn", choices=models.KINDS, help="network (default: vrn)")
+    p.add_argument("--preset", choices=sorted(TRAIN_PRESETS),
+                   help="model size and training defaults (default: cpu in quick mode, paper in full mode)")
+    p.add_argument("--data", help="folder of training shards (default: the preset's)")
+    p.add_argument("--val", help="folder of validation shards (default: the data folder's val split, else 256 "
+                   "samples held out of it)")
+    p.add_argument("--out", help="output folder; a run resumes from OUT/last.pt if it exists")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps", type=int, help="total optimiser steps (overrides --epochs)")
+    p.add_argument("--batch-size", type=int, help="images per process per forward pass")
+    p.add_argument("--accumulate", type=int, help="forward passes per optimiser step")
+    p.add_argument("--lr", type=float, help="initial learning rate (dropped 10x after 80%% of the run)")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+    p.add_argument("--device")
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+
+
+def config_from_args(args) -> TrainConfig:
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in TrainConfig.__dataclass_fields__ and k != "preset" and v is not None}
+    if "lr" in overrides:
+        overrides["lr_final"] = overrides["lr"] / 10  # the paper's drop: 1e-4 -> 1e-5
+    if args.preset:
+        return TrainConfig.preset(args.preset, **overrides)
+    return TrainConfig.for_mode(**overrides)
+
+
+def run_cli(args) -> None:
+    config = config_from_args(args)
+    result = train(config)
+    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per process
+        print(f"trained {config.model}/{config.preset} for {result['step']} steps -> {result['out'] / 'model.pt'}"
+              + (f"; val IoU {result['val']['val_iou']:.4f}" if result["val"] else ""))
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node=N -m vrnkit.train --data DIR --out DIR
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m vrnkit.train", description="train a VRN model")
+    add_arguments(parser)
+    run_cli(parser.parse_args())
