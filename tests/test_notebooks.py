@@ -102,7 +102,6 @@ def test_notebook_runs_end_to_end(path, tmp_path, monkeypatch):
         assert (tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0, f"{path.name} did not write {f}"
     for needle in expected.get("text", []):
         assert needle in text, f"{path.name}: expected output containing {needle!r}"
-    assert seconds < 90, f"{path.name} took {seconds:.0f} s in smoke mode; keep it under 90 s on 2 cores"
 
 
 def test_dataset_notebook_switches_to_real_data_when_a_path_is_set(tmp_path, monkeypatch):

@@ -199,6 +199,16 @@ class ShardDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def subset(self, keep) -> "ShardDataset":
+        """Keep only the samples where the boolean array ``keep`` (one per sample) is True."""
+        keep = np.asarray(keep, bool)
+        if keep.shape != (len(self),):
+            raise ValueError(f"keep must be one boolean per sample ({len(self)}); got shape {keep.shape}")
+        self.index = self.index[keep].reset_index(drop=True)
+        self._shard = self.index["shard"].to_numpy()
+        self._row = self.index["row"].to_numpy()
+        return self
+
     def shard_of(self, i: int) -> int:
         return int(self._shard[i])
 

@@ -192,20 +192,13 @@ def open_datasets(config: TrainConfig, size: int):
         k = min(config.val_holdout, n // 2)
         if k > 0:
             val_set = ShardDataset(config.data, split=config.train_split)
-            _keep_rows(val_set, np.arange(n) >= n - k)
-            _keep_rows(train_set, np.arange(n) < n - k)
+            val_set.subset(np.arange(n) >= n - k)
+            train_set.subset(np.arange(n) < n - k)
     got = train_set[0]["image"].shape
     if got[:2] != (size, size):
         raise ValueError(f"the crops in {config.data} are {got[1]}x{got[0]} px but the {config.preset!r} model "
                          f"preset expects {size}x{size}; generate data at that size or choose another --preset")
     return train_set, val_set
-
-
-def _keep_rows(dataset: ShardDataset, keep: np.ndarray) -> None:
-    """Restrict a ShardDataset to the rows where ``keep`` is True (mirrors its constructor)."""
-    dataset.index = dataset.index[keep].reset_index(drop=True)
-    dataset._shard = dataset.index["shard"].to_numpy()
-    dataset._row = dataset.index["row"].to_numpy()
 
 
 # ---------------------------------------------------------------------------------------------
