@@ -19,7 +19,7 @@ from vrnkit.config import VolumeSpec
 from vrnkit.geometry import CropFrame, euler_to_matrix
 from vrnkit.morphable import load_morphable_model, toy_face_model
 from vrnkit.raster import rasterize
-from vrnkit.realdata import (Face, add_cli, crop_image, folder_sample, prepare, read_params)
+from vrnkit.realdata import (Face, crop_image, folder_sample, prepare, read_params)
 from vrnkit.shards import ShardDataset, check_sample, collate, list_shards, read_index, read_shard
 from vrnkit.voxel import mesh_to_volume, slab_from_model, slab_to_volume
 
@@ -140,27 +140,10 @@ def make_aflw2000_fixture(tmp_path, n=4, *, seed=1):
 
 
 def run_cli(argv):
-    """vrnkit.cli.main if it has `prepare` (wired by the lead), else add_cli on a bare parser."""
-    import argparse
-    import sys
-
+    """The `vrnkit` command line, in this process (exit code)."""
     from vrnkit import cli
 
-    try:
-        choices = cli.build_parser()._subparsers._group_actions[0].choices
-    except Exception:
-        choices = {}
-    if "prepare" in choices:
-        return cli.main(argv)
-    parser = argparse.ArgumentParser(prog="vrnkit")
-    add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"vrnkit {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(argv)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def val_data(tmp_path_factory):
 
 
 def tiny(data, out, **kw) -> T.TrainConfig:
-    base = T.TrainConfig(preset="cpu", model_options=dict(TINY), data=data, out=str(out), batch_size=4,
+    base = T.TrainConfig(model_preset="cpu", model_options=dict(TINY), data=data, out=str(out), batch_size=4,
                          epochs=1, lr=1e-3, lr_final=1e-4, progress=False, max_val_samples=4, val_holdout=0,
                          checkpoint_every=2)
     return replace(base, **kw)
@@ -248,8 +248,8 @@ def test_wrong_crop_size_and_tiny_dataset(data, tmp_path):
 # Configuration and command line
 
 def test_presets_and_schedule():
-    assert T.TrainConfig.for_mode("quick").preset == "cpu"
-    assert T.TrainConfig.for_mode("full").preset == "paper"
+    assert T.TrainConfig.for_mode("quick").model_preset == "cpu"
+    assert T.TrainConfig.for_mode("full").model_preset == "paper"
     paper = T.TrainConfig.preset("paper")
     assert (paper.lr, paper.lr_final, paper.epochs, paper.lr_drop) == (1e-4, 1e-5, 50, 0.8)
     # 50 epochs of 100 steps: the drop comes after epoch 40, as in the paper
@@ -286,7 +286,7 @@ def test_cli_builds_the_config(tmp_path):
                               "--epochs", "3", "--batch-size", "2", "--no-augment"])
     assert args.func is T.run_cli
     cfg = T.config_from_args(args)
-    assert (cfg.model, cfg.preset, cfg.data, cfg.out, cfg.epochs, cfg.batch_size, cfg.augment) == \
+    assert (cfg.model, cfg.model_preset, cfg.data, cfg.out, cfg.epochs, cfg.batch_size, cfg.augment) == \
         ("guided", "colab", "d", "o", 3, 2, False)
     assert cfg.lr == 1e-4  # untouched fields come from the preset
 

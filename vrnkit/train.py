@@ -43,7 +43,7 @@ class TrainConfig:
 
     # model
     model: str = "vrn"  # kind: "vrn" | "multitask" | "guided"
-    preset: str = "cpu"  # model size (vrnkit.models presets): "paper" | "colab" | "cpu"
+    model_preset: str = "cpu"  # model size (vrnkit.models presets): "paper" | "colab" | "cpu"
     model_options: dict = field(default_factory=dict)  # ModelConfig fields to override, e.g. {"features": 32}
     # data
     data: str = "data/synth-300wlp"  # folder of shards (`vrnkit synth` writes one)
@@ -95,13 +95,13 @@ class TrainConfig:
 TRAIN_PRESETS = {
     # Quick mode, 2 CPU cores: 64^3 volumes. Short runs learn faster with a larger lr (3 epochs of
     # 1024 SynthFaces: validation IoU 0.57 at lr 1e-3, 0.56 at 3e-3, 0.47 at the paper's 1e-4).
-    "cpu": TrainConfig(preset="cpu", batch_size=8, epochs=10, lr=1e-3, lr_final=1e-4,
+    "cpu": TrainConfig(model_preset="cpu", batch_size=8, epochs=10, lr=1e-3, lr_final=1e-4,
                        checkpoint_every=200, out="runs/cpu"),
     # One Colab GPU, a few hours (see vrnkit.models for the size estimate).
-    "colab": TrainConfig(preset="colab", batch_size=32, epochs=20, channels_last=True, num_workers=2,
+    "colab": TrainConfig(model_preset="colab", batch_size=32, epochs=20, channels_last=True, num_workers=2,
                          log_every=10, checkpoint_every=1000, out="runs/colab"),
     # The paper: 192x192 crops, 200 slices, 50 epochs.
-    "paper": TrainConfig(preset="paper", batch_size=32, epochs=50, channels_last=True, num_workers=4,
+    "paper": TrainConfig(model_preset="paper", batch_size=32, epochs=50, channels_last=True, num_workers=4,
                          log_every=10, checkpoint_every=1000, out="runs/paper"),
 }
 
@@ -196,7 +196,7 @@ def open_datasets(config: TrainConfig, size: int):
             train_set.subset(np.arange(n) < n - k)
     got = train_set[0]["image"].shape
     if got[:2] != (size, size):
-        raise ValueError(f"the crops in {config.data} are {got[1]}x{got[0]} px but the {config.preset!r} model "
+        raise ValueError(f"the crops in {config.data} are {got[1]}x{got[0]} px but the {config.model_preset!r} model "
                          f"preset expects {size}x{size}; generate data at that size or choose another --preset")
     return train_set, val_set
 
@@ -244,7 +244,7 @@ def explain_out_of_memory(config: TrainConfig, device):
     except Exception as e:
         if isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e)):
             raise RuntimeError(
-                f"out of memory in a training step ({config.model}, preset {config.preset!r}, batch "
+                f"out of memory in a training step ({config.model}, preset {config.model_preset!r}, batch "
                 f"{config.batch_size} on {device}): use a smaller --batch-size (e.g. {max(1, config.batch_size // 2)} "
                 f"with --accumulate {2 * config.accumulate} to keep the global batch) or a smaller --preset") from e
         raise
@@ -339,7 +339,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
 
     rank, world, local_rank, owns_group = setup_distributed()
     device = pick_device(config.device, local_rank)
-    mcfg = replace(models.ModelConfig.preset(config.preset, kind=config.model), **config.model_options)
+    mcfg = replace(models.ModelConfig.preset(config.model_preset, kind=config.model), **config.model_options)
     S = mcfg.image_size
     spec = VolumeSpec(depth=mcfg.depth, height=S, width=S, depth_scale=config.depth_scale)
     train_set, val_set = open_datasets(config, S)
@@ -396,7 +396,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     aug = AugmentConfig()
     need_heatmaps = mcfg.kind in ("multitask", "guided")
     bar = tqdm(total=total_steps, initial=step, disable=not config.progress or rank != 0,
-               desc=f"train {mcfg.kind}/{config.preset}", dynamic_ncols=True)
+               desc=f"train {mcfg.kind}/{config.model_preset}", dynamic_ncols=True)
     lr = learning_rate(step, total_steps, config)
     t_log, steps_logged = time.perf_counter(), 0
     start_time = time.perf_counter()
@@ -522,7 +522,7 @@ def add_arguments(p) -> None:
 
 def config_from_args(args) -> TrainConfig:
     overrides = {k: v for k, v in vars(args).items()
-                 if k in TrainConfig.__dataclass_fields__ and k != "preset" and v is not None}
+                 if k in TrainConfig.__dataclass_fields__ and v is not None}
     if "lr" in overrides:
         overrides["lr_final"] = overrides["lr"] / 10  # the paper's drop: 1e-4 -> 1e-5
     if args.preset:
@@ -534,7 +534,7 @@ def run_cli(args) -> None:
     config = config_from_args(args)
     result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per process
-        print(f"trained {config.model}/{config.preset} for {result['step']} steps -> {result['out'] / 'model.pt'}"
+        print(f"trained {config.model}/{config.model_preset} for {result['step']} steps -> {result['out'] / 'model.pt'}"
               + (f"; val IoU {result['val']['val_iou']:.4f}" if result["val"] else ""))
 
 
