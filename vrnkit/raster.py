@@ -202,16 +202,18 @@ def _fragments_chunk(sl, count, x_lo, y_lo, nx, edges, width):
     return tri[keep], py[keep] * width + px[keep]
 
 
-def rasterize(vertices, faces, height: int, width: int) -> Raster:
+def rasterize(vertices, faces, height: int, width: int, *, bary: bool = True) -> Raster:
     """Z-buffer a triangle mesh: the nearest surface (largest z) at each pixel centre.
 
     vertices: (N, 3) image-space points; faces: (M, 3) indices. Returns a :class:`Raster`.
     Ties in depth go to the lower triangle index, so the result does not depend on luck.
+    ``bary=False`` skips the barycentric weights (left at zero) when only depth and coverage
+    are needed, as for slabs.
     """
-    fr = fragments(vertices, faces, height, width)
+    fr = fragments(vertices, faces, height, width, bary=bary)
     depth = np.full(height * width, -np.inf, np.float32)
     triangle = np.full(height * width, -1, np.int32)
-    bary = np.zeros((height * width, 3), np.float32)
+    weights = np.zeros((height * width, 3), np.float32)
     if len(fr.pixel):
         # Sort by pixel, then depth descending; the sort is stable, so among equal depths the
         # lower triangle index (fragments come in triangle order) wins.
@@ -222,5 +224,6 @@ def rasterize(vertices, faces, height: int, width: int) -> Raster:
         win = order[first]
         depth[fr.pixel[win]] = fr.z[win]
         triangle[fr.pixel[win]] = fr.triangle[win]
-        bary[fr.pixel[win]] = fr.bary[win]
-    return Raster(depth.reshape(height, width), triangle.reshape(height, width), bary.reshape(height, width, 3))
+        if bary:
+            weights[fr.pixel[win]] = fr.bary[win]
+    return Raster(depth.reshape(height, width), triangle.reshape(height, width), weights.reshape(height, width, 3))

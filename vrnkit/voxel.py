@@ -267,7 +267,7 @@ def mesh_to_slab(vertices, faces, *, grid_shape, back=None, affine=None, fill_ho
     from scipy import ndimage
 
     Hc, Wc = grid_shape
-    r = rasterize(vertices, faces, Hc, Wc)
+    r = rasterize(vertices, faces, Hc, Wc, bary=False)
     mask = r.mask
     front = np.where(mask, r.depth, 0).astype(np.float32)
     if fill_holes and mask.any():
