@@ -347,6 +347,25 @@ def test_cli_converts_300wlp_and_aflw2000_trees(tmp_path):
     assert "vertices" in ShardDataset(out2)[0] and "vertices" not in ShardDataset(out1)[0]
 
 
+def test_converted_300wlp_trains_for_a_few_steps(tmp_path):
+    """The converted shards go through the same trainer as SynthFaces (the loss goes down)."""
+    import pandas as pd
+
+    from vrnkit.train import TrainConfig, train
+
+    root, model_dir = make_300wlp_fixture(tmp_path, n=8)
+    out = tmp_path / "shards"
+    assert run_cli(["prepare", "300wlp", "--root", str(root), "--model", str(model_dir), "--out", str(out),
+                    "--preset", "quick", "--shard-size", "4", "--workers", "1", "--no-progress"]) == 0
+    cfg = TrainConfig(model_preset="cpu", data=str(out), out=str(tmp_path / "run"), steps=12, batch_size=4,
+                      val_holdout=0, model_options=dict(features=16, hourglass_depth=2), augment=False,
+                      progress=False, num_workers=0, lr=1e-3, lr_final=1e-3)
+    result = train(cfg)
+    assert result["step"] == 12 and (tmp_path / "run" / "model.pt").is_file()
+    steps = pd.read_csv(tmp_path / "run" / "metrics.csv").query("kind == 'step'")
+    assert steps["loss"].iloc[-3:].mean() < steps["loss"].iloc[:3].mean()
+
+
 def _shards(out):
     return {p.name: read_shard(p) for p in list_shards(out)}
 
