@@ -39,7 +39,7 @@ def shade_mesh(vertices, faces, height, width, *, light=(0.3, -0.4, 1.0)):
     return img
 
 
-def run_demo(out="out/demo", *, mode=None, weights=None, index: int = 0) -> dict:
+def run_demo(out="out/demo", *, mode=None, weights=None, index: int = 11) -> dict:
     """Reconstruct a SynthFaces test face with the shipped VRN; return paths and scores.
 
     Steps: a held-out synthetic face (synth-aflw2000 protocol, with clutter and occluders) ->
@@ -118,5 +118,5 @@ def add_cli(sub) -> None:
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--mode", choices=["quick", "full"], default=None, help="override VRNKIT_MODE")
     p.add_argument("--weights", default=None, help="a checkpoint to use instead of the shipped model")
-    p.add_argument("--index", type=int, default=0, help="which held-out SynthFaces face to reconstruct")
+    p.add_argument("--index", type=int, default=11, help="which held-out SynthFaces face (default 11: yaw +36)")
     p.set_defaults(func=lambda a: run_demo(a.out, mode=a.mode, weights=a.weights, index=a.index))
