@@ -129,6 +129,20 @@ def read_shard(path) -> tuple[dict, list[dict]]:
     return data, meta
 
 
+def read_shard_meta(path) -> list[dict]:
+    """Only the metadata rows of a shard (reads none of its arrays: fast for indexing)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            version = int(z["format_version"]) if "format_version" in z.files else -1
+            if version != FORMAT_VERSION:
+                raise ValueError(f"shard {path} has format version {version}, this vrnkit reads version "
+                                 f"{FORMAT_VERSION}; regenerate the dataset with this version of vrnkit")
+            return json.loads(str(z["meta_json"]))
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
+        raise ValueError(f"shard {path} is truncated or corrupt ({type(e).__name__}: {e}); delete it and "
+                         "run the same command again to regenerate it") from e
+
+
 def list_shards(root) -> list[Path]:
     """Shard files of a dataset folder, in order."""
     root = Path(root)
@@ -141,7 +155,7 @@ def write_index(root) -> "pandas.DataFrame":
 
     rows = []
     for p in list_shards(root):
-        _, meta = read_shard(p)
+        meta = read_shard_meta(p)
         n = int(_SHARD_RE.search(p.name).group(1))
         rows += [dict(shard=n, row=i, **m) for i, m in enumerate(meta)]
     df = pd.DataFrame(rows)
