@@ -7,6 +7,7 @@ it must print. Notebook 01 is also run on a 300W-LP-format fixture tree (VRNKIT_
 check that it switches to real data when a path is set.
 """
 import base64
+import queue
 import re
 import time
 from pathlib import Path
@@ -35,6 +36,32 @@ EXPECTED = {
 }
 
 
+class PolledClient(nbclient.NotebookClient):
+    """nbclient, but waiting for the kernel's shell replies in short slices.
+
+    After a cell that displays a widget, nbclient sometimes misses a reply that is already
+    waiting and sits out the whole cell timeout (jupyter/nbclient issue #312; seen here about
+    one run in three with k3d). Polling every 0.5 s notices the reply.
+    """
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        get_msg = kc.shell_channel.get_msg
+
+        async def polled(timeout=None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+                try:
+                    return await get_msg(timeout=left)
+                except queue.Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+        kc.shell_channel.get_msg = polled
+        return kc
+
+
 def run_notebook(path: Path, folder: Path, monkeypatch, **env) -> tuple:
     """Execute a notebook in ``folder`` -> (executed notebook, seconds). Raises on any cell error."""
     monkeypatch.setenv("VRNKIT_MODE", "quick")
@@ -44,7 +71,7 @@ def run_notebook(path: Path, folder: Path, monkeypatch, **env) -> tuple:
     for k, v in env.items():
         monkeypatch.setenv(k, str(v))
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
+    client = PolledClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
                                      resources={"metadata": {"path": str(folder)}})
     t0 = time.perf_counter()
     client.execute()

@@ -68,7 +68,8 @@ def gallery(images, landmarks=None, *, cols: int = 6, titles=None, visible=None,
         if k >= n:
             ax.remove()
             continue
-        ax.imshow(images[k])
+        h, w = images[k].shape[:2]
+        ax.imshow(images[k], extent=(0, w, h, 0))  # pixel (i, j) covers [i, i+1): landmarks on centres
         if titles is not None:
             ax.set_title(titles[k], fontsize=7, pad=2)
         if landmarks is not None:
