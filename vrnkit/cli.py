@@ -12,31 +12,6 @@ from pathlib import Path
 import numpy as np
 
 
-def load_mesh_file(path, *, y_up: bool = True):
-    """Read a mesh file (.obj, .ply, .glb, .stl, ...) -> (vertices (N, 3) float64, faces (M, 3)).
-
-    Files are taken to be in the y-up export frame (DESIGN.md) and turned into image space
-    (y down); pass ``y_up=False`` for files already in image space.
-    """
-    import trimesh
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"mesh file {path} does not exist")
-    try:
-        mesh = trimesh.load(path, force="mesh", process=False)
-    except Exception as e:  # trimesh raises many kinds for unreadable files
-        raise ValueError(f"could not read mesh {path} ({type(e).__name__}: {e}); expected an .obj, .ply, .stl or .glb mesh") from e
-    v = np.asarray(mesh.vertices, np.float64)
-    f = np.asarray(mesh.faces)
-    if len(f) == 0:
-        raise ValueError(f"mesh {path} has no faces; expected a triangle mesh")
-    if y_up:
-        v = v * [1, -1, 1]
-        f = f[:, ::-1]  # mirroring y flips the winding; keep normals pointing out
-    return v, f
-
-
 def fit_to_volume(vertices, spec, *, margin: float = 0.1):
     """Scale and move a mesh so it fits the crop (x, y) and sits in the middle of the depth."""
     v = np.asarray(vertices, np.float64)
@@ -48,20 +23,27 @@ def fit_to_volume(vertices, spec, *, margin: float = 0.1):
 
 def cmd_voxelise(args) -> None:
     from .config import VolumeSpec
+    from .files import atomic_write
+    from .realdata import read_mesh
     from .surface import export_mesh, volume_to_mesh
     from .voxel import mesh_to_volume
 
     spec = VolumeSpec.preset(args.preset)
-    v, f = load_mesh_file(args.mesh, y_up=not args.image_space)
+    # Files are in the y-up export frame (DESIGN.md) unless --image-space; the fit below
+    # recentres the mesh, so the y offset of the flip does not matter.
+    v, f = read_mesh(args.mesh, y_up=not args.image_space, image_height=0)
     if not args.no_fit:
         v = fit_to_volume(v, spec)
     vol = mesh_to_volume(v, f, spec, fill=args.fill)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.mesh).stem
-    from .shards import atomic_write
 
-    atomic_write(out / f"{stem}_volume.npy", lambda tmp: np.save(open(tmp, "wb"), vol))
+    def save_volume(tmp):
+        with open(tmp, "wb") as fh:  # a handle: np.save(path) would append ".npy" to the name
+            np.save(fh, vol)
+
+    atomic_write(out / f"{stem}_volume.npy", save_volume)
     mv, mf = volume_to_mesh(vol, spec)
     export_mesh(out / f"{stem}_recovered.obj", mv, mf)
     print(f"volume {vol.shape} with {int(vol.sum())} voxels inside -> {out / (stem + '_volume.npy')}")

@@ -41,13 +41,14 @@ import copy
 import io
 import os
 import pickle
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .files import atomic_write
 
 KINDS = ("vrn", "multitask", "guided")
 
@@ -520,18 +521,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConf
         "state_dict": model.state_dict(),
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry import OUTER_EYE_CORNERS
+from .geometry import OUTER_EYE_CORNERS, euler_to_matrix
 
 NOSE_TIP = 30  # iBUG landmark 31 (1-based): the centre of the face region
 # Face region = vertices within this many outer interocular distances of the nose tip (3D, on
@@ -249,13 +249,8 @@ def rotation_3ddfa(pitch: float, yaw: float, roll: float) -> np.ndarray:
     Same product as geometry.euler_to_matrix, with 3DDFA's signs; in image axes (y flipped)
     it equals ``euler_to_matrix(-pitch, -yaw, roll)`` (see :func:`pose_angles`).
     """
-    cx, sx = np.cos(pitch), np.sin(pitch)
-    cy, sy = np.cos(yaw), np.sin(yaw)
-    cz, sz = np.cos(roll), np.sin(roll)
-    rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
-    ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
-    rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
-    return rx @ ry @ rz
+    # 3DDFA's Ry and Rz are vrnkit's with the angle negated; Rx is the same.
+    return euler_to_matrix(pitch, -yaw, -roll)
 
 
 def check_pose(pose_para, *, name="Pose_Para") -> np.ndarray:

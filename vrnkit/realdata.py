@@ -46,7 +46,8 @@ import numpy as np
 from .config import VolumeSpec
 from .geometry import CropFrame
 from .morphable import WHERE_TO_GET, MorphableModel, load_morphable_model, model_to_photo, pose_angles, read_mat
-from .shards import FORMAT_VERSION, SAMPLE_KEYS, atomic_write, list_shards, shard_path, write_index, write_shard
+from .files import atomic_write
+from .shards import FORMAT_VERSION, SAMPLE_KEYS, list_shards, shard_path, write_index, write_shard
 from .voxel import Slab, canonical_fit, compose_affine, invert_affine, mesh_to_slab, slab_from_model
 
 SUBSETS_300WLP = ("AFW", "HELEN", "IBUG", "LFPW")
@@ -96,10 +97,16 @@ def read_params(path, model: MorphableModel, *, extra=()) -> dict:
 
 
 def read_mesh(path, *, y_up: bool = False, image_height: int | None = None):
-    """A .obj / .ply mesh -> (vertices (N, 3) float64, faces (M, 3) int64), in image space."""
+    """A mesh file (.obj, .ply, .stl, .glb) -> (vertices (N, 3) float64, faces (M, 3) int64).
+
+    ``y_up=True`` turns a y-up file into image space (y -> image_height - y, winding reversed).
+    A missing, unreadable or face-less file raises an error that names it.
+    """
     import trimesh
 
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"mesh file {path} does not exist")
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
         v, f = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
@@ -109,6 +116,7 @@ def read_mesh(path, *, y_up: bool = False, image_height: int | None = None):
         raise ValueError(f"mesh {path} has no triangles; expected a triangle mesh")
     if y_up:
         v = v * [1, -1, 1] + [0, image_height, 0]  # y_image = H - y; x and z keep their direction
+        f = f[:, ::-1]  # mirroring y flips the winding; keep normals pointing out
     return v, f
 
 

@@ -32,13 +32,13 @@ resume by skipping them.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 FORMAT_VERSION = 1
 SAMPLE_KEYS = ("image", "landmarks", "front", "mask", "back", "affine", "frame")
@@ -49,20 +49,6 @@ _SHARD_RE = re.compile(r"shard-(\d{5})\.npz$")
 
 def shard_path(root, number: int) -> Path:
     return Path(root) / f"shard-{number:05d}.npz"
-
-
-def atomic_write(path, write) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file to ``path`` (same folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def check_sample(sample: dict) -> None:
@@ -106,22 +92,34 @@ def _jsonable(row: dict) -> dict:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
 
-def read_shard(path) -> tuple[dict, list[dict]]:
-    """Load a shard -> (arrays stacked over samples, metadata rows). Clear errors for bad files."""
+def _load_shard(path, keys=None) -> tuple[dict, list[dict]]:
+    """Arrays ``keys`` (None: all) and metadata of a shard, with the file checks both readers need."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"shard {path} does not exist; generate the dataset first (vrnkit synth / vrnkit prepare)")
     try:
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+            version = int(z["format_version"]) if "format_version" in z.files else -1
+            if version != FORMAT_VERSION:
+                raise ValueError(f"shard {path} has format version {version}, this vrnkit reads version "
+                                 f"{FORMAT_VERSION}; regenerate the dataset with this version of vrnkit")
+            meta = json.loads(str(z["meta_json"]))
+            names = [k for k in z.files if k not in ("format_version", "meta_json")] if keys is None else keys
+            data = {k: z[k] for k in names}
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
         raise ValueError(f"shard {path} is truncated or corrupt ({type(e).__name__}: {e}); delete it and "
                          "run the same command again to regenerate it") from e
-    version = int(data.pop("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise ValueError(f"shard {path} has format version {version}, this vrnkit reads version {FORMAT_VERSION}; "
-                         "regenerate the dataset with this version of vrnkit")
-    meta = json.loads(str(data.pop("meta_json")))
+    except ValueError as e:
+        if "format version" in str(e):
+            raise
+        raise ValueError(f"shard {path} is truncated or corrupt ({e}); delete it and "
+                         "run the same command again to regenerate it") from e
+    return data, meta
+
+
+def read_shard(path) -> tuple[dict, list[dict]]:
+    """Load a shard -> (arrays stacked over samples, metadata rows). Clear errors for bad files."""
+    data, meta = _load_shard(path)
     missing = [k for k in SAMPLE_KEYS if k not in data]
     if missing:
         raise ValueError(f"shard {path} lacks fields {missing}; regenerate it")
@@ -131,16 +129,7 @@ def read_shard(path) -> tuple[dict, list[dict]]:
 
 def read_shard_meta(path) -> list[dict]:
     """Only the metadata rows of a shard (reads none of its arrays: fast for indexing)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            version = int(z["format_version"]) if "format_version" in z.files else -1
-            if version != FORMAT_VERSION:
-                raise ValueError(f"shard {path} has format version {version}, this vrnkit reads version "
-                                 f"{FORMAT_VERSION}; regenerate the dataset with this version of vrnkit")
-            return json.loads(str(z["meta_json"]))
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
-        raise ValueError(f"shard {path} is truncated or corrupt ({type(e).__name__}: {e}); delete it and "
-                         "run the same command again to regenerate it") from e
+    return _load_shard(path, keys=[])[1]
 
 
 def list_shards(root) -> list[Path]:

@@ -28,12 +28,12 @@ True
 from __future__ import annotations
 
 import os
-import uuid
+from pathlib import Path
 
 import numpy as np
 
 from .config import VolumeSpec
-from .geometry import OUTER_EYE_CORNERS, CropFrame, as_points
+from .geometry import CropFrame, as_points
 from .raster import check_mesh
 
 EXPORT_FORMATS = (".obj", ".ply", ".glb")
@@ -264,19 +264,9 @@ def _obj_bytes(vertices, faces, colours) -> bytes:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from .files import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), parents=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,9 +366,9 @@ def discretisation_error(vertices, faces, spec: VolumeSpec, *, fill: str = "even
         lm = as_points(lm, name="landmarks", dims=(3,))
         if len(lm) != 68:
             raise ValueError(f"landmarks must be the 68 iBUG points, (68, 3) or (68,) indices; got {lm.shape}")
-        iod = float(np.linalg.norm(lm[OUTER_EYE_CORNERS[0]] - lm[OUTER_EYE_CORNERS[1]]))
-        if not iod > 0:
-            raise ValueError("the outer eye corners (landmarks 36 and 45) coincide; cannot normalise")
+        from .metrics import interocular_distance
+
+        iod = interocular_distance(lm)
         out.update(interocular=iod, mean_normalised=out["mean"] / iod,
                    median_normalised=out["median"] / iod, max_normalised=out["max"] / iod)
     return out

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import SEED, VolumeSpec
-from .shards import (FORMAT_VERSION, atomic_write, list_shards, read_shard, shard_path, write_index,
+from .files import atomic_write
+from .shards import (FORMAT_VERSION, list_shards, read_shard, shard_path, write_index,
                      write_shard)
 
 BASIC_EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -444,21 +444,11 @@ def save_k3d_html(plot, path) -> str:
     """Write ``plot.get_snapshot()`` to ``path``: one self-contained HTML file (no server, no
     internet) that shows the interactive plot in any browser. Written to a temporary file in
     the same folder and renamed, so a reader never sees half a file. Returns the path."""
+    from .files import atomic_write
+
     path = os.fspath(path)
     html = plot.get_snapshot()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a plain file is not
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
     return path
 
 
