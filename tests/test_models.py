@@ -490,3 +490,17 @@ def test_each_stack_adds_its_output_to_its_input():
         torch.testing.assert_close(out["heatmaps"][0], multi.landmark_head(x))
         expected = nn.functional.interpolate(multi.volume_head(x), scale_factor=4, mode="bilinear")
         torch.testing.assert_close(out["volume"], expected)
+
+
+def test_half_checkpoint_is_half_the_size_and_loads_as_float32(tmp_path):
+    """Shipped weights are stored in float16; they load into float32 networks within fp16 rounding."""
+    model = trained_model("vrn")
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    save_checkpoint(full, model, CPU["vrn"])
+    save_checkpoint(half, model, CPU["vrn"], half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _, _ = load_checkpoint(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=k)

@@ -306,3 +306,21 @@ def test_validation_data_choices(data, val_data, tmp_path):
     write_index(both)
     train_set, val_set = T.open_datasets(tiny(both, tmp_path), S)
     assert (len(train_set), list(val_set.index["id"])) == (8, ["v0", "v1"])
+
+
+def test_time_limit_ends_the_run_and_drops_the_lr_by_time(data, val_data, tmp_path):
+    """--time-limit: the run stops at the time (not after its epochs), validates, writes
+    model.pt carrying its volume spec, and the lr drop follows the elapsed time."""
+    cfg = tiny(data, tmp_path / "timed", epochs=10_000, time_limit=10.0, val=val_data)
+    t = __import__("time").perf_counter()
+    result = T.train(cfg)
+    took = __import__("time").perf_counter() - t
+    assert 1 < result["step"] < 10_000 * 4 and took < 60
+    df = pd.read_csv(tmp_path / "timed" / "metrics.csv")
+    steps = df[df.kind == "step"]
+    assert steps.time_s.iloc[-2] < 10.0 and len(df[df.kind == "epoch"]) >= 1
+    assert set(steps.lr) <= {1e-3, 1e-4}
+    _, _, extra = models.load_checkpoint(tmp_path / "timed" / "model.pt")
+    assert extra["volume"]["depth_scale"] == 2.0 and extra["volume"]["height"] == S
+    assert extra["train_config"]["time_limit"] == 10.0
+    assert T.learning_rate(0, 10, cfg, elapsed=7.9) == 1e-3 and T.learning_rate(0, 10, cfg, elapsed=8.1) == 1e-4

@@ -498,7 +498,7 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConfig, *,
-                    extra: dict | None = None) -> Path:
+                    extra: dict | None = None, half: bool = False) -> Path:
     """Write {format, format_version, config, state_dict, extra} to ``path`` atomically.
 
     The file is first written to a temporary file in the same folder and then renamed over
@@ -514,11 +514,14 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConf
                          f"config passed ({config}); pass model.config")
     extra = dict(extra or {})
     _check_loadable(extra)
+    state = model.state_dict()
+    if half:  # shipped weights: float16 halves the file; load_state_dict casts back to float32
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "config": config.to_dict(),
-        "state_dict": model.state_dict(),
+        "state_dict": state,
         "extra": extra,
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))

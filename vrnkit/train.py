@@ -59,6 +59,8 @@ class TrainConfig:
     accumulate: int = 1  # forward passes per optimiser step (global batch = batch * accumulate * processes)
     epochs: int = 50  # passes over the training set
     steps: int | None = None  # total optimiser steps; overrides epochs when given
+    time_limit: float | None = None  # seconds of training (validation included); the run ends then, and
+    #                                  the lr drop comes at lr_drop of this time ("train for an hour")
     lr: float = 1e-4  # learning rate at the start
     lr_final: float = 1e-5  # learning rate after the drop
     lr_drop: float = 0.8  # fraction of the run after which lr -> lr_final (40 / 50 epochs)
@@ -109,8 +111,13 @@ METRIC_COLUMNS = ["kind", "step", "epoch", "loss", "volume_loss", "heatmap_loss"
                   "val_iou", "val_nme", "time_s"]
 
 
-def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
-    """The paper's step schedule, scaled to the run: lr, then lr_final from lr_drop * total."""
+def learning_rate(step: int, total_steps: int, config: TrainConfig, elapsed: float = 0.0) -> float:
+    """The paper's step schedule, scaled to the run: lr, then lr_final from lr_drop * total.
+
+    With a time_limit the drop comes at lr_drop of the time instead of the steps.
+    """
+    if config.time_limit:
+        return config.lr if elapsed < config.lr_drop * config.time_limit else config.lr_final
     return config.lr if step < int(config.lr_drop * total_steps) else config.lr_final
 
 
@@ -341,7 +348,8 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     device = pick_device(config.device, local_rank)
     mcfg = replace(models.ModelConfig.preset(config.model_preset, kind=config.model), **config.model_options)
     S = mcfg.image_size
-    spec = VolumeSpec(depth=mcfg.depth, height=S, width=S, depth_scale=config.depth_scale)
+    # The crop's face size scales with the image (paper: 90 px in 192); checkpoints carry the spec.
+    spec = VolumeSpec(depth=mcfg.depth, height=S, width=S, depth_scale=config.depth_scale, face_size=90.0 * S / 192)
     train_set, val_set = open_datasets(config, S)
     out = Path(config.out)
     ckpt_path, csv_path = out / "last.pt", out / "metrics.csv"
@@ -361,6 +369,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     dtype = amp_dtype(config.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     step = epoch = position = 0
+    elapsed_before = 0.0  # training seconds of earlier runs of a resumed time-limited run
     val = {}  # the latest validation metrics
     if ckpt_path.exists():
         state_dict, extra = load_resume(ckpt_path, mcfg)
@@ -372,6 +381,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
         scaler.load_state_dict(extra["scaler"])
         set_rng_states(extra["rng"], aug_gen)
         step, epoch, position, val = extra["step"], extra["epoch"], extra["position"], extra["val"]
+        elapsed_before = extra.get("elapsed", 0.0)
         if rank == 0:
             truncate_rows(csv_path, step)
     if config.channels_last:
@@ -388,28 +398,35 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
         if rank == 0:
             extra = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_states(aug_gen),
                      "step": step, "epoch": epoch, "position": position, "global_batch": G, "val": val,
-                     "train_config": asdict(config)}
+                     "elapsed": elapsed(), "train_config": asdict(config)}
             models.save_checkpoint(ckpt_path, raw_model, mcfg, extra=extra)
 
     sampler = ShardSampler(train_set, seed=config.seed)
     loader_gen = torch.Generator().manual_seed(config.seed)  # keeps the DataLoader off the global RNG
     aug = AugmentConfig()
     need_heatmaps = mcfg.kind in ("multitask", "guided")
-    bar = tqdm(total=total_steps, initial=step, disable=not config.progress or rank != 0,
+    bar = tqdm(total=None if config.time_limit else total_steps, initial=step, disable=not config.progress or rank != 0,
                desc=f"train {mcfg.kind}/{config.model_preset}", dynamic_ncols=True)
-    lr = learning_rate(step, total_steps, config)
-    t_log, steps_logged = time.perf_counter(), 0
     start_time = time.perf_counter()
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - start_time
+
+    def running() -> bool:
+        return step < total_steps and not (config.time_limit and elapsed() >= config.time_limit)
+
+    lr = learning_rate(step, total_steps, config, elapsed())
+    t_log, steps_logged = time.perf_counter(), 0
     model.train()
-    while step < total_steps:
+    while running():
         sampler.set_epoch(epoch, start=position * G)
         batches = RankBatches(sampler, batch=config.batch_size, accumulate=config.accumulate, rank=rank, world=world)
         loader = iter(torch.utils.data.DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
                                                   num_workers=config.num_workers, generator=loader_gen,
                                                   pin_memory=device.type == "cuda",
                                                   persistent_workers=False))
-        while position < steps_per_epoch and step < total_steps:
-            lr = learning_rate(step, total_steps, config)
+        while position < steps_per_epoch and running():
+            lr = learning_rate(step, total_steps, config, elapsed())
             for group in optimizer.param_groups:
                 group["lr"] = lr
             params = draw_params(G, size=S, generator=aug_gen, config=aug) if config.augment else None
@@ -439,7 +456,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
                     values /= world
                 now = time.perf_counter()
                 row = dict(zip(parts, values.tolist()), kind="step", step=step, epoch=epoch, lr=lr,
-                           images_per_s=steps_logged * G / (now - t_log), time_s=now - start_time)
+                           images_per_s=steps_logged * G / (now - t_log), time_s=elapsed())
                 t_log, steps_logged = now, 0
                 bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
                 if rank == 0:
@@ -453,7 +470,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
         if rank == 0 and val_set is not None:
             val = validate(raw_model, val_set, config, spec, device, dtype)
             write_row(csv_path, dict(kind="epoch", step=step, epoch=epoch, lr=lr,
-                                     time_s=time.perf_counter() - start_time, **val))
+                                     time_s=elapsed(), **val))
             if config.progress:
                 bar.write(f"epoch {epoch}: step {step}, val IoU {val['val_iou']:.4f}, NME~ {val['val_nme']:.4f}")
         if position == steps_per_epoch:
@@ -462,7 +479,9 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
         t_log, steps_logged = time.perf_counter(), 0  # do not count validation time in images/s
     bar.close()
     if rank == 0:
-        models.save_checkpoint(out / "model.pt", raw_model, mcfg, extra={"val": val, "step": step})
+        models.save_checkpoint(out / "model.pt", raw_model, mcfg, extra={"val": val, "step": step,
+                                                                          "volume": spec.to_dict(),
+                                                                          "train_config": asdict(config)})
     if world > 1:
         dist.barrier()
         if owns_group:
@@ -507,6 +526,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="output folder; a run resumes from OUT/last.pt if it exists")
     p.add_argument("--epochs", type=int)
     p.add_argument("--steps", type=int, help="total optimiser steps (overrides --epochs)")
+    p.add_argument("--time-limit", type=float, help="seconds of training; the run ends then (lr drop at 80%% of it)")
     p.add_argument("--batch-size", type=int, help="images per process per forward pass")
     p.add_argument("--accumulate", type=int, help="forward passes per optimiser step")
     p.add_argument("--lr", type=float, help="initial learning rate (dropped 10x after 80%% of the run)")
