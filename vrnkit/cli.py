@@ -50,6 +50,64 @@ def cmd_voxelise(args) -> None:
     print(f"recovered mesh: {len(mv)} vertices, {len(mf)} faces -> {out / (stem + '_recovered.obj')}")
 
 
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+
+
+def list_photos(paths) -> list[Path]:
+    """Files as given, and the photos (by suffix) inside folders, sorted; a missing path is an error."""
+    photos = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            photos += sorted(q for q in p.rglob("*") if q.suffix.lower() in PHOTO_SUFFIXES and q.is_file())
+        elif p.exists():
+            photos.append(p)
+        else:
+            raise FileNotFoundError(f"{p} does not exist; give photo files or folders of photos")
+    return photos
+
+
+def cmd_reconstruct(args) -> int:
+    """`vrnkit reconstruct PHOTO|DIR... -o OUT`: one mesh set per face; goes on past bad photos."""
+    from tqdm.auto import tqdm
+
+    from .photo import read_photo
+    from .reconstruct import load_model, reconstruct
+
+    photos = list_photos(args.photos)
+    if not photos:
+        raise ValueError(f"no photos ({', '.join(sorted(PHOTO_SUFFIXES))}) in {' '.join(args.photos)}")
+    if args.landmarks and len(photos) != 1:
+        raise ValueError("--landmarks belongs to one photo; give exactly one PHOTO with it")
+    load_model(args.model, device=args.device)  # a bad --model fails once, before any photo
+    out = Path(args.out)
+    failed = []
+    bar = tqdm(photos, desc="reconstruct", unit="photo", disable=args.no_progress or len(photos) == 1)
+    for path in bar:
+        try:
+            image = read_photo(path)
+            recs = reconstruct(image, landmarks=args.landmarks, model=args.model, device=args.device,
+                               all_faces=args.all_faces, detector=args.detector,
+                               **({} if args.smooth is None else {"smooth": args.smooth}))
+        except (ValueError, OSError) as e:
+            msg = str(e).replace("no face found;", f"no face found in {path};")
+            failed.append((path, msg))
+            bar.write(f"vrnkit reconstruct: {path}: {msg}" if str(path) not in msg else f"vrnkit reconstruct: {msg}")
+            continue
+        recs = recs if isinstance(recs, list) else [recs]
+        for k, rec in enumerate(recs):
+            stem = out / (path.stem if len(recs) == 1 else f"{path.stem}_face{k + 1}")
+            paths = rec.save(stem, volume=args.volume, photo=image)
+            more = (f"; {rec.faces_found} faces found, reconstructed the largest (--all-faces for all)"
+                    if rec.faces_found > 1 and not args.all_faces else "")
+            bar.write(f"{path}: {len(rec.vertices)} vertices ({rec.source} landmarks) -> "
+                      f"{', '.join(str(p) for p in paths.values())}{more}")
+    if failed:
+        print(f"vrnkit reconstruct: {len(failed)} of {len(photos)} photos failed: "
+              + ", ".join(str(p) for p, _ in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vrnkit",
@@ -73,6 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fit", action="store_true", help="use the coordinates as crop coordinates instead of fitting the mesh to the volume")
     p.add_argument("--image-space", action="store_true", help="the file is already in image space (y down)")
     p.set_defaults(func=cmd_voxelise)
+
+    p = sub.add_parser("reconstruct", help="reconstruct the faces in photos as coloured meshes (OBJ, PLY, GLB, PNG)")
+    p.add_argument("photos", nargs="+", metavar="PHOTO|DIR", help="photo files, or folders of photos")
+    p.add_argument("-o", "--out", default="out/reconstruct", help="output folder (default: out/reconstruct)")
+    p.add_argument("--landmarks", help="68 landmarks of the face (.npy, .txt or iBUG .pts) instead of detection")
+    p.add_argument("--model", default=None, help="vrn-guided-192 (default), vrn-192, vrn-cpu, or a .pt checkpoint")
+    p.add_argument("--detector", default="auto", choices=["auto", "hog", "cnn"],
+                   help="auto: dlib HOG, then its CNN detector where HOG finds no face (profiles)")
+    p.add_argument("--all-faces", action="store_true", help="every face in each photo, not only the largest")
+    p.add_argument("--volume", action="store_true", help="also write the soft volume (STEM_volume.npy, float16)")
+    p.add_argument("--smooth", type=float, default=None, help="Gaussian sigma in voxels before the iso-surface "
+                   "(default 1.5; 0: none)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reconstruct)
     return parser
 
 
@@ -80,11 +153,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as e:  # bad input or files: one line, no traceback
         print(f"vrnkit {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

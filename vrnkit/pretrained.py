@@ -1,12 +1,17 @@
-"""The model shipped with vrnkit, and how it was made and measured.
+"""The models shipped with vrnkit, and how they were made and measured.
 
-``load_pretrained()`` returns a VRN trained on SynthFaces (the cpu preset: 64x64 crops,
-64x64x64 volumes, ~2 MB), so the demo and the notebooks work without training first. It is
-reproducible with one command (``make weights``, see the Makefile), which generates the data,
-trains, and calls ``python -m vrnkit.pretrained RUN --name NAME --eval DIR ...`` to copy the
-weights here with their training curve (PNG) and validation table (CSV and Markdown).
+Three models, each in vrnkit/weights/ with its training curve (PNG) and validation table:
 
->>> model, config, info = load_pretrained()                          # doctest: +SKIP
+    vrn-cpu          VRN, cpu preset: 64x64 crops -> 64x64x64 volumes (~2 MB). Trains on two
+                     CPU cores (``make weights``); the notebooks' quick mode uses it.
+    vrn-192          VRN, colab preset at the paper's sizes: 192x192 -> 200x192x192 (fp16, ~4 MB).
+    vrn-guided-192   VRN-Guided, same sizes (fp16, ~8 MB): the image plus 68 landmark heatmaps.
+                     The default for photos: the detector's landmarks guide it.
+
+The two 192 models were trained for 7 minutes side by side on one H100
+(``benchmarks/gpu_train_192.py``, see the Makefile's ``weights-192`` target).
+
+>>> model, config, info = load_pretrained("vrn-cpu")                 # doctest: +SKIP
 >>> probs = predict_volume(model, sample["image"])                   # doctest: +SKIP
 >>> probs.shape                                                      # doctest: +SKIP
 (64, 64, 64)
@@ -21,48 +26,86 @@ import numpy as np
 import torch
 
 from .config import VolumeSpec
-from .models import load_checkpoint
+from .models import load_checkpoint, save_checkpoint
 
 WEIGHTS = Path(__file__).parent / "weights"
-PRETRAINED = {"vrn-cpu": "vrn-cpu.pt"}
+PRETRAINED = {"vrn-cpu": "vrn-cpu.pt", "vrn-192": "vrn-192.pt", "vrn-guided-192": "vrn-guided-192.pt"}
+PHOTO_MODEL = "vrn-guided-192"  # what vrnkit.reconstruct uses unless told otherwise
+REBUILD = {"vrn-cpu": "make weights", "vrn-192": "make weights-192 (on a GPU)",
+           "vrn-guided-192": "make weights-192 (on a GPU)"}
 
 
 def load_pretrained(name: str = "vrn-cpu", *, device="cpu"):
-    """(model in eval mode, ModelConfig, extra) of a shipped model."""
+    """(model in eval mode, ModelConfig, extra) of a shipped model (see PRETRAINED)."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; shipped: {sorted(PRETRAINED)}")
     path = WEIGHTS / PRETRAINED[name]
     if not path.exists():
-        raise FileNotFoundError(f"the weights {path} are missing from this install; rebuild them with `make weights`")
+        raise FileNotFoundError(f"the weights {path} are missing from this install; rebuild them with "
+                                f"`{REBUILD[name]}`")
     return load_checkpoint(path, map_location=device)
 
 
-def volume_spec_of(config, depth_scale: float = 2.0) -> VolumeSpec:
-    """The VolumeSpec a model's output lives in."""
+def volume_spec_of(config, extra: dict | None = None) -> VolumeSpec:
+    """The VolumeSpec a model's output lives in: the one its checkpoint carries (``extra["volume"]``),
+    else the paper's proportions (2 slices per pixel, face 90/192 of the crop)."""
+    if extra and "volume" in extra:
+        return VolumeSpec(**extra["volume"])
     return VolumeSpec(depth=config.depth, height=config.image_size, width=config.image_size,
-                      depth_scale=depth_scale, face_size=90.0 * config.image_size / 192)
+                      depth_scale=2.0, face_size=90.0 * config.image_size / 192)
+
+
+def _as_batch(images) -> tuple[torch.Tensor, bool]:
+    """Crops -> ((B, 3, S, S) float32 tensor in [0, 1], whether one image was given)."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"an image tensor must be (B, 3, S, S) float in [0, 1]; got {tuple(images.shape)}")
+        return images.float(), False
+    arr = np.asarray(images)
+    single = arr.ndim == 3
+    arr = arr[None] if single else arr
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"images must be (S, S, 3) or (B, S, S, 3) crops; got shape {np.shape(images)}")
+    if arr.dtype == np.uint8:
+        x = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255
+    elif arr.dtype.kind == "f":  # already in [0, 1]: never cast floats to uint8 (that gives black)
+        if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
+            raise ValueError(f"float crops must hold values in [0, 1]; got [{arr.min():.3g}, {arr.max():.3g}] "
+                             f"(pass uint8 for 0..255)")
+        x = torch.from_numpy(np.clip(arr, 0, 1).astype(np.float32))
+    else:
+        raise ValueError(f"crops must be uint8 or float in [0, 1]; got dtype {arr.dtype}")
+    return x.permute(0, 3, 1, 2), single
 
 
 @torch.no_grad()
-def predict_volume(model, images, *, device=None) -> np.ndarray:
+def predict_volume(model, images, *, landmarks=None, device=None) -> np.ndarray:
     """Voxel probabilities from crops.
 
-    images: (S, S, 3) uint8 crop, or (B, S, S, 3) uint8, or a (B, 3, S, S) float tensor in [0, 1].
+    images: (S, S, 3) or (B, S, S, 3) crops, uint8 or float in [0, 1], or a (B, 3, S, S) float
+        tensor in [0, 1].
+    landmarks: VRN-Guided only: (68, 2|3) or (B, 68, 2|3) landmarks in crop pixels, drawn as the
+        Gaussian heatmaps that guide the volume (as in training). None: the model's own landmark
+        network draws them.
     Returns (D, S, S) or (B, D, S, S) float32 probabilities (sigmoid of the logits).
     """
-    single = isinstance(images, np.ndarray) and images.ndim == 3
-    if isinstance(images, np.ndarray):
-        arr = images[None] if single else images
-        if arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"images must be (S, S, 3) or (B, S, S, 3) uint8 crops; got {images.shape}")
-        x = torch.from_numpy(np.array(arr, np.uint8)).permute(0, 3, 1, 2).float() / 255
-    else:
-        x = images
+    from .augment import landmarks_to_heatmaps
+
+    x, single = _as_batch(images)
     size = model.config.image_size
     if tuple(x.shape[-2:]) != (size, size):
         raise ValueError(f"this model takes {size}x{size} crops; got {tuple(x.shape[-2:])}: crop the face first")
     device = device or next(model.parameters()).device
-    out = torch.sigmoid(model(x.to(device))["volume"].float()).cpu().numpy()
+    x = x.to(device)
+    kwargs = {}
+    if landmarks is not None and model.config.kind == "guided":
+        lm = torch.as_tensor(np.asarray(landmarks, np.float32), device=device)
+        lm = lm[None] if lm.ndim == 2 else lm
+        if lm.ndim != 3 or lm.shape[0] != x.shape[0] or lm.shape[1] != model.config.num_landmarks:
+            raise ValueError(f"landmarks must be ({model.config.num_landmarks}, 2|3) per image; got "
+                             f"{tuple(np.shape(landmarks))} for {x.shape[0]} image(s)")
+        kwargs["heatmaps"] = landmarks_to_heatmaps(lm, size // 4)
+    out = torch.sigmoid(model(x, **kwargs)["volume"].float()).cpu().numpy()
     return out[0] if single else out
 
 
@@ -102,7 +145,8 @@ def evaluate(model, data, *, n: int = 200, batch: int = 16, progress: bool = Tru
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
     for start in tqdm(range(0, len(idx), batch), desc=f"evaluate {Path(data).name}", disable=not progress):
         b = collate([ds[int(i)] for i in idx[start:start + batch]])
-        probs = predict_volume(model, b["image"])
+        # VRN-Guided is guided by the ground-truth landmarks (a perfect detector)
+        probs = predict_volume(model, b["image"], landmarks=b["landmarks"].numpy())
         target = slabs_to_volumes(b["front"], b["mask"], b["back"], b["affine"], spec).numpy()
         ious = volume_iou(probs, target)
         est = nme_estimate(probs, target, b["landmarks"].numpy(), spec)
@@ -145,14 +189,18 @@ def training_curve(metrics_csv, path) -> None:
     plt.close(fig)
 
 
-def export(run, name: str, *, eval_dirs=(), n: int = 200) -> dict:
-    """Copy RUN/model.pt to vrnkit/weights/NAME.pt with its curve and validation table."""
+def export(run, name: str, *, eval_dirs=(), n: int = 200, half: bool = False) -> dict:
+    """Copy RUN/model.pt to vrnkit/weights/NAME.pt (float16 if ``half``) with its curve and
+    validation table."""
     import pandas as pd
 
     run = Path(run)
     WEIGHTS.mkdir(exist_ok=True)
     model, config, extra = load_checkpoint(run / "model.pt")
-    shutil.copyfile(run / "model.pt", WEIGHTS / f"{name}.pt")
+    if half:
+        save_checkpoint(WEIGHTS / f"{name}.pt", model, config, extra=extra, half=True)
+    else:
+        shutil.copyfile(run / "model.pt", WEIGHTS / f"{name}.pt")
     training_curve(run / "metrics.csv", WEIGHTS / f"{name}-curve.png")
     summary = []
     for d in eval_dirs:
@@ -180,8 +228,9 @@ def main(argv=None) -> None:
     p.add_argument("--name", default="vrn-cpu")
     p.add_argument("--eval", nargs="*", default=[], help="test folders for the validation table")
     p.add_argument("--n", type=int, default=200, help="samples per test folder")
+    p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
     args = p.parse_args(argv)
-    export(args.run, args.name, eval_dirs=args.eval, n=args.n)
+    export(args.run, args.name, eval_dirs=args.eval, n=args.n, half=args.half)
 
 
 if __name__ == "__main__":
