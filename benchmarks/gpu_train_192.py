@@ -38,14 +38,16 @@ def log(msg: str) -> None:
 
 def train_all(args, data: Path) -> dict:
     """Start one `vrnkit train` process per model, all on the one GPU; wait for them."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // (2 * len(RUNS)))),
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // (2 * len(args.runs)))),
                PYTHONPATH=str(ROOT))
     procs = {}
-    for name, kind in RUNS.items():
+    for name, kind in args.runs.items():
         cmd = [sys.executable, "-m", "vrnkit", "train", "--model", kind, "--preset", args.preset,
                "--data", str(data), "--out", str(args.out / name), "--time-limit", str(args.seconds),
                "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--num-workers", str(args.workers),
                "--no-progress", "--checkpoint-every", "100000"]
+        if args.init_dir:
+            cmd += ["--init-from", str(args.init_dir / f"{name}.pt")]
         logf = open(args.out / f"{name}.log", "w")
         procs[name] = (subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT), logf)
         log(f"started {name}: {' '.join(cmd[2:])}")
@@ -89,8 +91,13 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=5, help="data-loader processes per model")
     p.add_argument("--tiny", action="store_true", help="CPU smoke test: cpu preset, 64 px, a few seconds")
+    p.add_argument("--models", default=",".join(RUNS), help="which of the models to train (comma-separated)")
+    p.add_argument("--init-dir", type=Path, default=None,
+                   help="fine-tune: start each model from INIT_DIR/NAME.pt (e.g. vrnkit/weights)")
+    p.add_argument("--seed", type=int, default=0, help="SynthFaces seed (a new seed: new faces for fine-tuning)")
     args = p.parse_args()
     args.preset = "cpu" if args.tiny else "colab"
+    args.runs = {k: RUNS[k] for k in args.models.split(",")}
     if args.tiny:
         args.n, args.seconds, args.workers, args.batch_size = min(args.n, 320), min(args.seconds, 20), 0, 8
     args.out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +111,8 @@ def main() -> None:
     spec = VolumeSpec.preset("quick" if args.tiny else "paper")
     data = args.out / "synth-300wlp"
     t = time.perf_counter()
-    synth.generate("synth-300wlp", data, n=args.n, spec=spec, workers=os.cpu_count() or 2, progress=False)
+    synth.generate("synth-300wlp", data, n=args.n, spec=spec, seed=args.seed, workers=os.cpu_count() or 2,
+                   progress=False)
     gen_s = time.perf_counter() - t
     log(f"generated {args.n} faces in {gen_s:.1f} s ({args.n / gen_s:.0f} faces/s)")
 
@@ -118,7 +126,7 @@ def main() -> None:
 
     rows = []
     dtype = torch.bfloat16 if device.type == "cuda" else None
-    for name, kind in RUNS.items():
+    for name, kind in args.runs.items():
         run = args.out / name
         if codes[name] != 0 or not (run / "model.pt").exists():
             rows.append(dict(model=name, status=f"failed ({codes[name]})"))

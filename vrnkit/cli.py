@@ -78,7 +78,11 @@ def cmd_reconstruct(args) -> int:
         raise ValueError(f"no photos ({', '.join(sorted(PHOTO_SUFFIXES))}) in {' '.join(args.photos)}")
     if args.landmarks and len(photos) != 1:
         raise ValueError("--landmarks belongs to one photo; give exactly one PHOTO with it")
-    load_model(args.model, device=args.device)  # a bad --model fails once, before any photo
+    load_model(args.model, device=args.device)  # a bad --model or --landmarks fails once, before any photo
+    if args.landmarks:
+        from .detect import landmarks_from_file
+
+        landmarks_from_file(args.landmarks)
     out = Path(args.out)
     failed = []
     bar = tqdm(photos, desc="reconstruct", unit="photo", disable=args.no_progress or len(photos) == 1)
@@ -89,9 +93,10 @@ def cmd_reconstruct(args) -> int:
                                all_faces=args.all_faces, detector=args.detector,
                                **({} if args.smooth is None else {"smooth": args.smooth}))
         except (ValueError, OSError) as e:
-            msg = str(e).replace("no face found;", f"no face found in {path};")
+            msg = str(e).replace("no face found by", f"no face found in {path} by")
             failed.append((path, msg))
-            bar.write(f"vrnkit reconstruct: {path}: {msg}" if str(path) not in msg else f"vrnkit reconstruct: {msg}")
+            bar.write(f"vrnkit reconstruct: {path}: {msg}" if str(path) not in msg else f"vrnkit reconstruct: {msg}",
+                      file=sys.stderr)
             continue
         recs = recs if isinstance(recs, list) else [recs]
         for k, rec in enumerate(recs):
@@ -153,7 +158,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        rc = args.func(args)
+        return rc if isinstance(rc, int) else 0
     except (ValueError, OSError) as e:  # bad input or files: one line, no traceback
         print(f"vrnkit {args.command}: error: {e}", file=sys.stderr)
         return 2

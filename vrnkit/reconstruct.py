@@ -201,8 +201,10 @@ def reconstruct(photo, *, landmarks=None, model=None, device=None, all_faces: bo
         found = detect.detect_faces(image, detector=detector)
         if not found:
             where = f" in {photo}" if isinstance(photo, (str, Path)) else ""
-            raise ValueError(f"no face found{where}; try detector='cnn' (--detector cnn) for profiles, or give "
-                             f"68 landmarks (--landmarks FILE)")
+            tried = {"auto": "dlib's HOG and CNN detectors", "hog": "dlib's HOG detector",
+                     "cnn": "dlib's CNN detector"}.get(detector, detector)
+            hint = "try detector='cnn' (--detector cnn) for profiles, or give" if detector == "hog" else "give"
+            raise ValueError(f"no face found{where} by {tried}; {hint} its 68 landmarks (--landmarks FILE)")
     t_detect = time.perf_counter() - t
     net, spec, name = load_model(model, device=device)
     results = [_reconstruct_face(image, face, net, spec, name, smooth=smooth, level=level,

@@ -79,6 +79,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints (also at each epoch end and the end)
     log_every: int = 1  # steps between metrics.csv rows (each row syncs the GPU once)
     seed: int = SEED  # model initialisation, data order and augmentations
+    init_from: str | None = None  # start from these weights (a model.pt of the same config): fine-tuning
     progress: bool = True  # tqdm progress bar
 
     @staticmethod
@@ -364,6 +365,8 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
 
     seed_everything(config.seed)
     model = models.build_model(mcfg).to(device)
+    if config.init_from and not ckpt_path.exists():  # a resumed run has its own weights
+        model.load_state_dict(models.load_checkpoint(config.init_from, expect=mcfg)[0].state_dict())
     optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
     aug_gen = torch.Generator().manual_seed(config.seed + 1)  # same on every rank: draws for all of G
     dtype = amp_dtype(config.amp, device)
@@ -535,6 +538,7 @@ def add_arguments(p) -> None:
     p.add_argument("--num-workers", type=int)
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--init-from", help="start from the weights of this model.pt (same model and preset): fine-tune")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
