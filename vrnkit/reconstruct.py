@@ -50,7 +50,7 @@ class Reconstruction:
     faces_found: int  # faces the detector found in the photo (1 with a landmarks file)
     model: str  # the model's name or checkpoint path
     spec: VolumeSpec = field(repr=False, default=None)
-    seconds: dict = field(default_factory=dict)  # per stage: detect, crop, network, surface, colours
+    seconds: dict = field(default_factory=dict)  # per stage: detect, landmarks, crop, network, surface, colours
 
     def info(self) -> dict:
         """What the JSON file next to the mesh holds."""
@@ -198,30 +198,33 @@ def reconstruct(photo, *, landmarks=None, model=None, device=None, all_faces: bo
         lm = detect.landmarks_from_file(landmarks) if isinstance(landmarks, (str, Path)) else landmarks
         found = [detect.face_from_landmarks(lm)]
     else:
-        found = detect.detect_faces(image, detector=detector)
+        timings = {}
+        found = detect.detect_faces(image, detector=detector, timings=timings)
         if not found:
             where = f" in {photo}" if isinstance(photo, (str, Path)) else ""
             tried = {"auto": "dlib's HOG and CNN detectors", "hog": "dlib's HOG detector",
                      "cnn": "dlib's CNN detector"}.get(detector, detector)
             hint = "try detector='cnn' (--detector cnn) for profiles, or give" if detector == "hog" else "give"
             raise ValueError(f"no face found{where} by {tried}; {hint} its 68 landmarks (--landmarks FILE)")
-    t_detect = time.perf_counter() - t
+    before = {"detect": time.perf_counter() - t}  # reading and detection; the landmarks apart:
+    if landmarks is None:
+        before["landmarks"] = timings.get("landmarks", 0.0)
+        before["detect"] -= before["landmarks"]
     net, spec, name = load_model(model, device=device)
     results = [_reconstruct_face(image, face, net, spec, name, smooth=smooth, level=level,
-                                 faces_found=len(found), t_detect=t_detect)
+                                 faces_found=len(found), seconds=dict(before))
                for face in (found if all_faces else found[:1])]
     return results if all_faces else results[0]
 
 
 def _reconstruct_face(image, face, net, spec: VolumeSpec, name: str, *, smooth: float, level: float,
-                      faces_found: int, t_detect: float) -> Reconstruction:
+                      faces_found: int, seconds: dict) -> Reconstruction:
     from scipy.ndimage import gaussian_filter
 
     from .pretrained import predict_volume
     from .realdata import crop_image
     from .surface import mesh_crop_to_photo, sample_vertex_colours, volume_to_mesh
 
-    seconds = {"detect": t_detect}
     t = time.perf_counter()
     frame = CropFrame.from_landmarks(face.landmarks[:, :2], size=spec.width, face_size=spec.face_size,
                                      depth_span=spec.depth_span)
