@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name where they differ
+CONDA_NAMES = {"torch": "pytorch", "dlib-bin": "dlib"}  # PyPI name -> conda-forge name where they differ
 
 
 def split_requirement(req: str) -> tuple[str, str]:

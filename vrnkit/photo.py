@@ -31,6 +31,7 @@ array([255, 255, 255], dtype=uint8)
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ import numpy as np
 MIN_SIDE = 16  # smaller photos cannot hold a detectable face
 DETECT_MAX_SIDE = 1024  # detection runs on a copy at most this long (HOG time grows with pixels)
 FILE_TYPES = "a JPEG, PNG, TIFF, BMP or WebP photo"
+EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how to turn the stored pixels upright
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +50,7 @@ def read_photo(source, *, max_side: int | None = None) -> np.ndarray:
 
     source: a path (str or Path) or an array (H, W), (H, W, 1|2|3|4) of uint8, uint16, bool,
         integers in 0..255 / 0..65535 or floats in [0, 1]. Two channels are grey + alpha, four
-        RGBA; alpha is composited on white.
+        RGBA; alpha is composited on white. An (H, W, 3) uint8 array is returned as it is.
     max_side: if given, a larger photo is shrunk by an integer factor k (k x k block means) so
         its longer side is at most max_side; JPEGs are decoded at reduced size directly. Points
         found on the result are in its own pixels (multiply by k for the file's pixels).
@@ -63,7 +65,7 @@ def read_photo(source, *, max_side: int | None = None) -> np.ndarray:
     Traceback (most recent call last):
     ValueError: image array is 4x4 px; vrnkit needs a photo at least 16 px on each side
     """
-    if isinstance(source, (str, Path)):
+    if isinstance(source, (str, os.PathLike)):
         rgb, name = _read_file(Path(source), max_side), str(source)
     else:
         rgb, name = _array_to_rgb(np.asarray(source), "image array"), "image array"
@@ -85,12 +87,17 @@ def _read_file(path: Path, max_side: int | None) -> np.ndarray:
             if max_side is not None and im.format == "JPEG":
                 # The JPEG decoder can skip detail and decode at 1/2, 1/4 or 1/8 size.
                 im.draft(None, _target_size(im.size, max_side))
-            im = ImageOps.exif_transpose(im)  # also loads the pixels, so truncation shows here
-            rgb = _array_to_rgb(_pil_to_array(im), f"photo {path}")
+            if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # only then: transposing copies
+                im = ImageOps.exif_transpose(im)
+            pixels = _pil_to_array(im)  # decodes, so a truncated file fails here
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image that Pillow can read; expected {FILE_TYPES}") from None
     except (OSError, SyntaxError) as e:  # Pillow's errors for truncated and corrupt files
         raise ValueError(f"photo {path} is truncated or corrupt ({e}); re-export or copy the file again") from None
+    del im  # frees Pillow's copy of the pixels before we make ours
+    rgb = _array_to_rgb(pixels, f"photo {path}")  # Pillow's arrays are read-only: copy them
+    if not rgb.flags.writeable:
+        rgb = rgb.copy()
     if max_side is not None:
         rgb = downscale_for_detection(rgb, max_side=max_side)[0]
     return rgb
@@ -134,12 +141,11 @@ def _to_unit(a: np.ndarray, name: str) -> np.ndarray:
     """Scale an integer, bool or float array to float32 in [0, 1], by its dtype's range."""
     if a.dtype == bool:
         return a.astype(np.float32)
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
+    if a.dtype.kind == "u" and a.dtype.itemsize in (1, 2):  # uint8, uint16 (either byte order)
+        return a.astype(np.float32) / (255.0 if a.dtype.itemsize == 1 else 65535.0)
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if np.issubdtype(a.dtype, np.integer):  # e.g. Pillow's 32-bit mode "I" or an int64 array
+    # Other integers (Pillow's 32-bit mode "I", int64 arrays) carry no bit depth: read by range.
+    if np.issubdtype(a.dtype, np.integer):
         if lo >= 0 and hi <= 255:
             return a.astype(np.float32) / 255.0
         if lo >= 0 and hi <= 65535:
