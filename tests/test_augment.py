@@ -187,3 +187,14 @@ def test_heatmaps_pixel_centres_and_sigma():
     assert wide[0, 0, 2, 7] == pytest.approx(math.exp(-0.5))
     with pytest.raises(ValueError, match="B, K, 2 or 3"):
         A.landmarks_to_heatmaps(torch.zeros(68, 2), 16)
+
+
+def test_heatmaps_to_landmarks_inverts_landmarks_to_heatmaps():
+    """Peaks of Gaussian heatmaps give the landmarks back within a quarter heatmap pixel."""
+    from vrnkit.augment import heatmaps_to_landmarks, landmarks_to_heatmaps
+
+    g = torch.Generator().manual_seed(3)
+    lm = 8 + torch.rand(2, 68, 2, generator=g) * 176  # crop pixels of a 192 px crop
+    back = heatmaps_to_landmarks(landmarks_to_heatmaps(lm, 48), stride=4.0)
+    err = (back - lm).abs()
+    assert err.max() <= 0.25 * 4 + 1e-4 and err.mean() < 0.7, err.max()

@@ -324,3 +324,13 @@ def test_time_limit_ends_the_run_and_drops_the_lr_by_time(data, val_data, tmp_pa
     assert extra["volume"]["depth_scale"] == 2.0 and extra["volume"]["height"] == S
     assert extra["train_config"]["time_limit"] == 10.0
     assert T.learning_rate(0, 10, cfg, elapsed=7.9) == 1e-3 and T.learning_rate(0, 10, cfg, elapsed=8.1) == 1e-4
+
+
+def test_guide_jitter_moves_landmarks_by_the_asked_nme():
+    """Jittered guiding landmarks are off by the asked NME on average (a detector's error)."""
+    torch.manual_seed(0)
+    lm = torch.rand(64, 68, 3) * torch.tensor([80.0, 100.0, 30.0]) + 40
+    noisy = T.jitter_landmarks(lm, 0.045)
+    size = ((lm[..., :2].amax(1) - lm[..., :2].amin(1)).prod(-1)).sqrt()
+    err = ((noisy - lm)[..., :2].norm(dim=-1).mean(1) / size).mean()
+    assert abs(float(err) - 0.045) < 0.003 and torch.equal(noisy[..., 2], lm[..., 2])

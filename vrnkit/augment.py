@@ -216,6 +216,24 @@ def landmarks_to_heatmaps(landmarks: torch.Tensor, size: int, *, sigma: float = 
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)  # separable: (B, K, size_y, size_x)
 
 
+def heatmaps_to_landmarks(heatmaps: torch.Tensor, *, stride: float = 4.0) -> torch.Tensor:
+    """Landmarks (B, K, 2) in crop pixels from heatmaps (B, K, h, w): the peak pixel's centre,
+    moved a quarter pixel toward its larger neighbour in x and in y (as FAN does), so the
+    result is not stuck on the heatmap's grid. The inverse of :func:`landmarks_to_heatmaps`
+    up to that quarter pixel."""
+    b, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(b, k, -1).argmax(-1)
+    y, x = flat // w, flat % w
+    hm = heatmaps.reshape(b * k, h, w)
+    i = torch.arange(b * k, device=heatmaps.device)
+    yy, xx = y.reshape(-1), x.reshape(-1)
+    dx = hm[i, yy, (xx + 1).clamp(max=w - 1)] - hm[i, yy, (xx - 1).clamp(min=0)]
+    dy = hm[i, (yy + 1).clamp(max=h - 1), xx] - hm[i, (yy - 1).clamp(min=0), xx]
+    px = xx.float() + 0.5 + 0.25 * torch.sign(dx)
+    py = yy.float() + 0.5 + 0.25 * torch.sign(dy)
+    return (torch.stack([px, py], -1) * stride).reshape(b, k, 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # A training batch: augmented, with its targets
 

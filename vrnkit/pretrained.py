@@ -127,6 +127,22 @@ def front_facing(vertices, faces, affine) -> np.ndarray:
     return v[dot > 0.3]
 
 
+@torch.no_grad()
+def landmark_nme(model, images: torch.Tensor, landmarks: np.ndarray) -> np.ndarray:
+    """2D landmark NME (B,) of a guided / multitask model's own landmark heatmaps: mean point
+    distance over sqrt(w*h) of the true landmarks' box (the AFLW2000-3D protocol); NaN for VRN."""
+    from .augment import heatmaps_to_landmarks
+
+    if model.config.kind not in ("guided", "multitask"):
+        return np.full(len(images), np.nan)
+    x = images.to(next(model.parameters()).device)
+    heatmaps = model.landmarks(x)[-1] if model.config.kind == "guided" else model(x)["heatmaps"][-1]
+    pred = heatmaps_to_landmarks(heatmaps.float(), stride=model.config.image_size / heatmaps.shape[-1]).cpu().numpy()
+    true = np.asarray(landmarks)[..., :2]
+    size = np.sqrt(np.prod(true.max(1) - true.min(1), axis=-1))
+    return np.linalg.norm(pred - true, axis=-1).mean(1) / size
+
+
 def evaluate(model, data, *, n: int = 200, batch: int = 16, progress: bool = True):
     """Per-sample IoU, NME estimate and NME (ICP correspondences) on a test folder -> DataFrame."""
     import pandas as pd
@@ -150,9 +166,10 @@ def evaluate(model, data, *, n: int = 200, batch: int = 16, progress: bool = Tru
         target = slabs_to_volumes(b["front"], b["mask"], b["back"], b["affine"], spec).numpy()
         ious = volume_iou(probs, target)
         est = nme_estimate(probs, target, b["landmarks"].numpy(), spec)
+        lm_nme = landmark_nme(model, b["image"], b["landmarks"].numpy())
         for k in range(len(probs)):
             row = dict(ds.index.iloc[int(idx[start + k])][["id", "expression", "yaw", "pitch", "roll"]])
-            row.update(iou=float(ious[k]), nme_estimate=float(est[k]), nme=np.nan)
+            row.update(iou=float(ious[k]), nme_estimate=float(est[k]), nme=np.nan, landmark_nme=float(lm_nme[k]))
             if "vertices" in b and (probs[k] > 0.5).any():
                 mv, mf = volume_to_mesh(probs[k], spec)
                 pred = front_facing(mv, mf, b["affine"][k].numpy())
@@ -207,16 +224,20 @@ def export(run, name: str, *, eval_dirs=(), n: int = 200, half: bool = False) ->
         torch.set_num_threads(max(1, torch.get_num_threads()))
         df = evaluate(model, d, n=n)
         summary.append(dict(test_set=Path(d).name, samples=len(df), iou=df["iou"].mean(),
-                            nme_estimate=df["nme_estimate"].mean(), nme=df["nme"].mean()))
+                            nme_estimate=df["nme_estimate"].mean(), nme=df["nme"].mean(),
+                            landmark_nme=df["landmark_nme"].mean()))
     table = pd.DataFrame(summary)
     table.to_csv(WEIGHTS / f"{name}-validation.csv", index=False)
     md = [f"# {name}: validation", "", f"Model: {config.kind} / {config.image_size}x{config.image_size} "
           f"-> {config.depth}x{config.image_size}x{config.image_size}, trained {extra.get('step')} steps "
-          f"(`{run}`).", "", "| test set | samples | IoU | NME estimate | NME |", "|---|---|---|---|---|"]
-    md += [f"| {r.test_set} | {r.samples} | {r.iou:.3f} | {r.nme_estimate:.4f} | {r.nme:.4f} |" for r in table.itertuples()]
+          f"(`{run}`).", "", "| test set | samples | IoU | NME estimate | NME | landmark NME (2D) |",
+          "|---|---|---|---|---|---|"]
+    md += [f"| {r.test_set} | {r.samples} | {r.iou:.3f} | {r.nme_estimate:.4f} | {r.nme:.4f} | {r.landmark_nme:.4f} |"
+           for r in table.itertuples()]
     md += ["", "NME: mean distance from the ground-truth face-region vertices to their ICP correspondences on "
            "the front-facing part of the predicted iso-surface, after mean-z alignment, over the 3D outer "
-           "interocular distance. NME estimate: the same on the volumes' front surfaces, no ICP."]
+           "interocular distance. NME estimate: the same on the volumes' front surfaces, no ICP. Landmark NME: "
+           "the model's own 68 landmarks (guided, multitask) against the true ones, over sqrt(w*h) of their box."]
     (WEIGHTS / f"{name}-validation.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return dict(table=table, weights=WEIGHTS / f"{name}.pt")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import random
 import socket
@@ -31,7 +32,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import models
-from .augment import AugmentConfig, draw_params, make_targets
+from .augment import AugmentConfig, draw_params, landmarks_to_heatmaps, make_targets
 from .config import SEED, VolumeSpec, resolve_mode, seed_everything
 from .metrics import nme_estimate, volume_iou
 from .shards import ShardDataset, ShardSampler, collate
@@ -67,6 +68,8 @@ class TrainConfig:
     # loss
     volume_weight: float = 1.0  # weight of the per-voxel sigmoid cross entropy
     heatmap_weight: float = 1.0  # weight of the heatmap MSE (multitask, guided), summed over stacks
+    guide_jitter: float = 0.0  # guided: noise on the landmarks that guide the volume, as a mean error over
+    #                            sqrt(w*h) of their box (a real detector: ~0.045); 0 = the paper's exact ones
     augment: bool = True  # the paper's augmentations (rotation, shift, scale, flip, colour)
     # speed
     device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"...
@@ -163,6 +166,17 @@ def compute_loss(out: dict, volume: torch.Tensor, heatmaps: torch.Tensor | None,
     return loss, {"volume_loss": vol_loss.detach(), "heatmap_loss": hm_loss.detach()}
 
 
+def jitter_landmarks(landmarks: torch.Tensor, nme: float) -> torch.Tensor:
+    """(B, K, 2|3) landmarks moved in x and y by Gaussian noise whose mean distance is ``nme`` x
+    sqrt(w*h) of each face's landmark box (the size a landmark NME is measured against)."""
+    xy = landmarks[..., :2]
+    size = (xy.amax(1) - xy.amin(1)).prod(-1).clamp_min(1e-6).sqrt()  # (B,)
+    sigma = nme * size / math.sqrt(math.pi / 2)  # per axis: the 2D norm's mean is sigma * sqrt(pi / 2)
+    noisy = landmarks.clone()
+    noisy[..., :2] += torch.randn_like(xy) * sigma[:, None, None]
+    return noisy
+
+
 def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=None):
     """Forward pass (under autocast when ``dtype`` is set) and loss of one batch of targets.
 
@@ -171,8 +185,11 @@ def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=
     image = targets["image"]
     if config.channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
+    guide = targets["heatmaps"]
+    if kind == "guided" and config.guide_jitter > 0:
+        guide = landmarks_to_heatmaps(jitter_landmarks(targets["landmarks"], config.guide_jitter), guide.shape[-1])
     with torch.autocast(image.device.type, dtype=dtype, enabled=dtype is not None):
-        out = model(image, heatmaps=targets["heatmaps"]) if kind == "guided" else model(image)
+        out = model(image, heatmaps=guide) if kind == "guided" else model(image)
     return compute_loss(out, targets["volume"], targets["heatmaps"], config)
 
 
@@ -541,6 +558,8 @@ def add_arguments(p) -> None:
     p.add_argument("--init-from", help="start from the weights of this model.pt (same model and preset): fine-tune")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    p.add_argument("--guide-jitter", type=float, help="guided: landmark noise (NME) on the guiding heatmaps, "
+                   "like a real detector's (about 0.045); default 0")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
 
 
