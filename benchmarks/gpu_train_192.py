@@ -136,8 +136,9 @@ def main() -> None:
         if codes[name] != 0 or not (run / "model.pt").exists():
             rows.append(dict(model=name, status=f"failed ({codes[name]})"))
             continue
-        model, mcfg, extra = models.load_checkpoint(run / "model.pt", map_location=device)
-        models.save_checkpoint(export / f"{name}.pt", model, mcfg, extra=extra, half=True)
+        model, mcfg, extra = models.load_checkpoint(run / "model.pt", map_location="cpu")
+        models.save_checkpoint(export / f"{name}.pt", model, mcfg, extra=extra, half=True)  # CPU tensors
+        model = model.to(device)
         (export / f"{name}-metrics.csv").write_bytes((run / "metrics.csv").read_bytes())
         m = pd.read_csv(run / "metrics.csv")
         steps, epochs = m[m.kind == "step"], m[m.kind == "epoch"]

@@ -148,3 +148,22 @@ def test_cli_bad_options_give_one_line(tmp_path, args, words):
     for w in words:
         assert w in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_an_8000_px_photo_stays_under_2_gb(tmp_path):
+    """Detection runs on a shrunk copy, colours come from the full photo, memory stays low."""
+    big = Image.fromarray(astronaut()).resize((8000, 8000), Image.BILINEAR)
+    big.save(tmp_path / "big.jpg", quality=85)
+    del big
+    code = ("import resource, json, sys; from vrnkit.reconstruct import reconstruct; "
+            f"r = reconstruct({str(tmp_path / 'big.jpg')!r}); "
+            "print(json.dumps(dict(rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+            "box=list(r.box), lo=r.vertices.min(0).tolist(), hi=r.vertices.max(0).tolist())))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["rss"] < 2048, got  # MB
+    k = 8000 / 512  # her face, 15.6 times larger than in the 512 px photo
+    x0, y0, x1, y1 = got["box"]
+    assert abs((x0 + x1) / 2 / k - 220) < 15 and abs((y0 + y1) / 2 / k - 122) < 15, got
+    assert 0.8 < (got["hi"][0] - got["lo"][0]) / (x1 - x0) < 1.5

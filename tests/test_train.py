@@ -334,3 +334,22 @@ def test_guide_jitter_moves_landmarks_by_the_asked_nme():
     size = ((lm[..., :2].amax(1) - lm[..., :2].amin(1)).prod(-1)).sqrt()
     err = ((noisy - lm)[..., :2].norm(dim=-1).mean(1) / size).mean()
     assert abs(float(err) - 0.045) < 0.003 and torch.equal(noisy[..., 2], lm[..., 2])
+
+
+def test_the_gpu_training_script_runs_tiny_on_the_cpu(tmp_path):
+    """benchmarks/gpu_train_192.py (what made the shipped 192 models) in its CPU smoke-test form:
+    data, both models side by side, fp16 export, summary."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train_192.py"
+    r = subprocess.run([sys.executable, str(script), "--tiny", "--seconds", "6", "--n", "96", "--out",
+                        str(tmp_path / "run"), "--export", str(tmp_path / "export")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    summary = pd.read_csv(tmp_path / "export" / "summary.csv")
+    assert list(summary.model) == ["vrn-192", "vrn-guided-192"] and set(summary.status) == {"ok"}
+    for name in ("vrn-192", "vrn-guided-192"):
+        model, config, extra = models.load_checkpoint(tmp_path / "export" / f"{name}.pt")
+        assert config.image_size == 64 and extra["step"] > 0 and extra["volume"]["depth"] == 64
