@@ -67,7 +67,7 @@ def _as_batch(images) -> tuple[torch.Tensor, bool]:
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise ValueError(f"images must be (S, S, 3) or (B, S, S, 3) crops; got shape {np.shape(images)}")
     if arr.dtype == np.uint8:
-        x = torch.from_numpy(np.ascontiguousarray(arr)).float() / 255
+        x = torch.from_numpy(np.array(arr, np.uint8)).float() / 255  # a copy: arrays may be read-only
     elif arr.dtype.kind == "f":  # already in [0, 1]: never cast floats to uint8 (that gives black)
         if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
             raise ValueError(f"float crops must hold values in [0, 1]; got [{arr.min():.3g}, {arr.max():.3g}] "

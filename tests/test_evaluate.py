@@ -1,0 +1,67 @@
+"""Evaluation: the landmark fits recover known faces, failures are counted, curves add up."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from vrnkit import evaluate as E
+from vrnkit.facegen import EXPRESSIONS, FaceModel
+from vrnkit.geometry import euler_to_matrix
+from vrnkit.metrics import nme
+
+
+def posed_face(rng, yaw=30.0):
+    model = FaceModel.default()
+    ident = model.sample_identity(rng)
+    expr = np.asarray(EXPRESSIONS["happiness"], np.float32) * 0.8
+    R = euler_to_matrix(np.radians(8), np.radians(yaw), np.radians(-5))
+    v = 0.8 * model.vertices(ident, expr).astype(np.float64) @ R.T + [96, 100, 0]
+    return model, v, R, ident
+
+
+def test_fit_pose_recovers_a_known_scaled_rotation():
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 30, (68, 3))
+    R = euler_to_matrix(0.2, -0.7, 0.1)
+    x = 1.7 * (X @ R.T)[:, :2] + [50, 60]
+    s, R_fit, t = E.fit_pose(X, x)
+    assert abs(s - 1.7) < 1e-9 and np.allclose(R_fit, R, atol=1e-9) and np.allclose(t, [50, 60])
+    assert np.isclose(np.linalg.det(R_fit), 1.0)
+
+
+def test_the_linear_fit_recovers_a_model_face_and_beats_the_mean_face():
+    model, v, R, ident = posed_face(np.random.default_rng(1))
+    lm = v[model.landmark_indices]
+    fit = E.fit_landmarks(lm[:, :2])
+    mean = E.fit_landmarks(lm[:, :2], shape=False)
+    region = model.face_region
+    assert fit.rms < 0.5 and mean.rms > 1.0  # pixels
+    assert np.allclose(fit.rotation, R, atol=0.05)
+    good, floor = nme(v[region], fit.vertices[region], lm), nme(v[region], mean.vertices[region], lm)
+    assert good < 0.02 and good < 0.6 * floor, (good, floor)
+    with pytest.raises(ValueError, match="68 finite"):
+        E.fit_landmarks(lm[:67, :2])
+
+
+def test_noise_has_the_asked_error():
+    lm = np.random.default_rng(2).uniform(0, 100, (68, 2))
+    size = np.sqrt(np.prod(lm.max(0) - lm.min(0)))
+    errs = [np.linalg.norm(E.noisy_landmarks(lm, 0.05, np.random.default_rng(k)) - lm, axis=1).mean() / size
+            for k in range(200)]
+    assert abs(np.mean(errs) - 0.05) < 0.002
+
+
+def test_failures_count_in_the_table_and_the_auc():
+    scores = pd.DataFrame(dict(method=["a"] * 4 + ["b"] * 4, protocol="p", yaw=0.0,
+                               nme=[0.02, 0.04, 0.06, np.inf, 0.0, 0.0, 0.2, 0.2]))
+    tab = E.table(scores)
+    assert tab.loc["a", "p failed"] == 1 and np.isclose(tab.loc["a", "p NME"], 0.04)
+    # a: 3 of 4 faces under 0.1, at 0.02, 0.04, 0.06 -> area (0.08 + 0.06 + 0.04) / 4 / 0.1 = 0.45
+    assert np.isclose(tab.loc["a", "p AUC@0.1"], 0.45, atol=0.01)
+    assert np.isclose(tab.loc["b", "p AUC@0.1"], 0.5, atol=0.01)
+    assert "| a |" in E.markdown(tab)
+
+
+def test_compare_scores_every_method_on_the_same_faces():
+    scores = E.compare(["synth-florence"], methods=("mean-face", "linear-fit", "vrn-cpu"), n=2, progress=False)
+    assert len(scores) == 6 and scores.groupby("id").method.nunique().eq(3).all()
+    assert np.isfinite(scores.nme).all() and (scores.nme < 0.3).all()
