@@ -3,10 +3,12 @@
 Every notebooks/*.ipynb is executed with nbclient in a fresh kernel, in a temporary folder, with
 VRNKIT_MODE=quick and VRNKIT_NOTEBOOK_SMOKE=1 (the notebooks shrink their sizes for it). A new
 notebook is picked up automatically; EXPECTED lists, per notebook, files it must write and text
-it must print. Notebook 01 is also run on a 300W-LP-format fixture tree (VRNKIT_REAL_DATA), to
-check that it switches to real data when a path is set.
+it must print, and CHECKS further checks of what it did. Notebook 01 is also run on a
+300W-LP-format fixture tree (VRNKIT_REAL_DATA), to check that it switches to real data when a path
+is set, and notebook 04 on a photo file (VRNKIT_PHOTO) stored sideways with an EXIF orientation.
 """
 import base64
+import json
 import queue
 import re
 import time
@@ -25,6 +27,9 @@ OUT = Path("out") / "notebooks"  # relative to the folder a notebook runs in
 
 # Files a notebook must write (under its run folder) and text its outputs must contain.
 EXPECTED = {
+    "00_tour.ipynb": dict(
+        files=[OUT / "00_astronaut.png", OUT / "00_astronaut_k3d.html"],
+        text=["face 0:", "found by hog", "seconds per stage:", "offline HTML view:"]),
     "01_synthfaces.ipynb": dict(
         files=[OUT / "01_gallery.png", OUT / "01_poses.png", OUT / "01_overlay.png",
                Path("data") / "synth-300wlp-quick-64" / "index.csv"],
@@ -33,7 +38,42 @@ EXPECTED = {
         files=[OUT / "02_face.obj", OUT / "02_face.ply", OUT / "02_face.glb", OUT / "02_face_k3d.html",
                OUT / "02_mesh.png", OUT / "02_photo.png", OUT / "02_discretisation.png"],
         text=["voxels that differ: 0 of", "watertight: True"]),
+    "04_your_own_photo.ipynb": dict(
+        files=[OUT / f"04_astronaut.{ext}" for ext in ("obj", "ply", "glb", "json", "png")],
+        text=["astronaut: 512 x 512 pixels", "hog: 2 face(s)", "cnn: 1 face(s)", "group photo: 2 faces",
+              "chelsea(): ValueError: no face found", "the same crop frame as ours: True",
+              "smooth=0: mean bend by x mod 4", "VRN-Guided and VRN agree on", "PLY reloaded:"]),
 }
+
+
+def check_tour(text: str, folder: Path) -> None:
+    """The tour's one-call reconstruction of the astronaut is a full-size face mesh."""
+    m = re.search(r"([\d,]+) vertices and ([\d,]+) triangles, from a \(200, 192, 192\) volume", text)
+    assert m, "the tour does not print its reconstruction's size"
+    vertices, triangles = (int(g.replace(",", "")) for g in m.groups())
+    assert vertices > 10_000 and 1.5 * vertices < triangles < 2.5 * vertices, (vertices, triangles)
+    assert (folder / OUT / "00_astronaut_k3d.html").stat().st_size > 100_000  # the mesh is in the page
+
+
+def check_photo(text: str, folder: Path, name: str = "astronaut") -> None:
+    """Notebook 04 wrote a PLY that reloads with the reconstruction's vertices, and a JSON that
+    agrees with it; the face box is on the astronaut's face (x0, y0 about 175, 76)."""
+    import trimesh
+
+    ply = trimesh.load(folder / OUT / f"04_{name}.ply", process=False)
+    m = re.search(r"PLY reloaded: ([\d,]+) vertices \(the reconstruction has ([\d,]+)\)", text)
+    assert m, "notebook 04 does not print the reloaded PLY's size"
+    printed, made = (int(g.replace(",", "")) for g in m.groups())
+    assert len(ply.vertices) == printed == made > 10_000, (len(ply.vertices), printed, made)
+    info = json.loads((folder / OUT / f"04_{name}.json").read_text())
+    assert info["vertices"] == len(ply.vertices) and info["model"] == "vrn-guided-192"
+    assert info["volume_shape"] == [200, 192, 192] and info["landmarks_from"] == "hog"
+    x0, y0, x1, y1 = info["box"]
+    assert 150 < x0 < 200 and 60 < y0 < 100 and 240 < x1 < 290 and 150 < y1 < 190, info["box"]
+
+
+CHECKS = {"00_tour.ipynb": check_tour, "04_your_own_photo.ipynb": check_photo}
+PHOTOS = {"00_tour.ipynb", "04_your_own_photo.ipynb"}  # these need dlib, the photos extra (in `make test`)
 
 
 class PolledClient(nbclient.NotebookClient):
@@ -118,6 +158,8 @@ def test_committed_notebook_is_clean_and_starts_with_one_setup_cell(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_end_to_end(path, tmp_path, monkeypatch):
+    if path.name in PHOTOS:
+        pytest.importorskip("dlib", reason="the photos extra (pip install 'vrnkit[photos]') is part of `make test`")
     nb, seconds = run_notebook(path, tmp_path, monkeypatch)
     print(f"{path.name}: {seconds:.1f} s")
     text = text_of(nb)
@@ -129,6 +171,8 @@ def test_notebook_runs_end_to_end(path, tmp_path, monkeypatch):
         assert (tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0, f"{path.name} did not write {f}"
     for needle in expected.get("text", []):
         assert needle in text, f"{path.name}: expected output containing {needle!r}"
+    if path.name in CHECKS:
+        CHECKS[path.name](text, tmp_path)
 
 
 def test_dataset_notebook_switches_to_real_data_when_a_path_is_set(tmp_path, monkeypatch):
@@ -148,3 +192,26 @@ def test_dataset_notebook_switches_to_real_data_when_a_path_is_set(tmp_path, mon
     text = text_of(nb)
     assert "converting 300wlp" in text and "6 samples in 1 shard" in text
     assert (run / OUT / "01_gallery.png").is_file() and (run / OUT / "01_overlay.png").is_file()
+
+
+def test_photo_notebook_reconstructs_a_photo_file(tmp_path, monkeypatch):
+    """Notebook 04 with PHOTO set (through VRNKIT_PHOTO) to a JPEG stored sideways, as phones do:
+    it reads the file upright, finds her face, and names its files after the photo."""
+    from PIL import Image
+    from skimage.data import astronaut
+
+    pytest.importorskip("dlib", reason="the photos extra (pip install 'vrnkit[photos]') is part of `make test`")
+    upright = astronaut()[:400]  # 512 wide, 400 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show": the pixels are stored turned counter-clockwise
+    photo = tmp_path / "me.jpg"
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(photo, exif=exif, quality=95)
+    run = tmp_path / "run"
+    run.mkdir()
+    nb, _ = run_notebook(ROOT / "notebooks" / "04_your_own_photo.ipynb", run, monkeypatch, VRNKIT_PHOTO=photo)
+    text = text_of(nb)
+    assert "me: 512 x 400 pixels" in text  # upright: the file's pixels are 400 wide and 512 high
+    for ext in ("obj", "ply", "glb", "json", "png"):
+        assert (run / OUT / f"04_me.{ext}").is_file(), f"04_me.{ext} was not written"
+    assert not list((run / OUT).glob("04_astronaut.*")), "with a photo file, nothing is named after the astronaut"
+    check_photo(text, run, name="me")

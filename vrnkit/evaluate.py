@@ -204,7 +204,9 @@ def table(scores, *, threshold: float = 0.1):
         out.setdefault(method, {})[f"{protocol} NME"] = g.nme[ok].mean()
         out[method][f"{protocol} failed"] = int((~ok).sum())
         out[method][f"{protocol} AUC@{threshold}"] = ced_auc(g.nme, threshold)
-    return pd.DataFrame(out).T
+    tab = pd.DataFrame(out).T
+    failed = [c for c in tab.columns if c.endswith(" failed")]
+    return tab.astype({c: int for c in failed})
 
 
 def ced_auc(errors, threshold: float = 0.1) -> float:
@@ -245,7 +247,7 @@ def plot_comparison(scores, path, *, threshold: float = 0.1) -> None:
 
 def markdown(df, *, digits: int = 4) -> str:
     """A DataFrame as a Markdown table (numbers to ``digits`` places), without extra packages."""
-    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
     lines = ["| | " + " | ".join(map(str, df.columns)) + " |", "|---" * (len(df.columns) + 1) + "|"]
     lines += ["| " + str(i) + " | " + " | ".join(cell(v) for v in row) + " |" for i, row in zip(df.index, df.values)]
     return "\n".join(lines)

@@ -113,16 +113,16 @@ class Reconstruction:
                         fontsize=9)
         ax[0].axis("off")
         overlay_mesh(region, v, self.faces, alpha=0.6, ax=ax[1], title="mesh over the photo")
-        for a, yaw, title in ((ax[2], 0.0, "front, photo colours"), (ax[3], -60.0, "left side"),
-                              (ax[4], 60.0, "right side")):
+        for a, yaw, title in ((ax[2], 0.0, "front, photo colours"), (ax[3], -60.0, "turned: its right side"),
+                              (ax[4], 60.0, "turned: its left side")):
             a.imshow(render_mesh(self.vertices, self.faces, colours=self.colours if yaw == 0 else None,
                                  size=256, yaw=yaw))
             a.set_title(title, fontsize=9)
             a.axis("off")
-        total = sum(self.seconds.values())
-        fig.suptitle(f"{self.model}: {len(self.vertices)} vertices in {total:.2f} s "
-                     + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.seconds.items()), fontsize=9)
-        fig.tight_layout()
+        stages = {k: v for k, v in self.seconds.items() if k != "export"}  # the reconstruction itself
+        fig.tight_layout(rect=(0, 0, 1, 0.92))  # room for the title above the panels' own
+        fig.suptitle(f"{self.model}: {len(self.vertices):,} vertices in {sum(stages.values()):.2f} s ("
+                     + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stages.items()) + ")", fontsize=9)
         return fig
 
 

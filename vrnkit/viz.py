@@ -488,7 +488,7 @@ def render_mesh(vertices, faces, *, colours=None, size: int = 256, yaw: float = 
     vertices: (N, 3) image space (y down, z toward the viewer); faces: (M, 3).
     colours: optional (N, 3) per-vertex RGB (uint8 or float [0, 1]); default light grey.
     yaw: degrees; the mesh is turned about the vertical axis through its centre (positive:
-    its right side, at image left, turns toward the camera) before it is drawn.
+    the part at image right, a face's own left side, turns toward the camera) before it is drawn.
     The mesh is scaled to fill the picture (``margin`` on each side). Shading: two-sided Lambert
     with smooth vertex normals (a light from the upper left front), plus ambient light.
     """
