@@ -249,5 +249,6 @@ def markdown(df, *, digits: int = 4) -> str:
     """A DataFrame as a Markdown table (numbers to ``digits`` places), without extra packages."""
     cell = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
     lines = ["| | " + " | ".join(map(str, df.columns)) + " |", "|---" * (len(df.columns) + 1) + "|"]
-    lines += ["| " + str(i) + " | " + " | ".join(cell(v) for v in row) + " |" for i, row in zip(df.index, df.values)]
+    lines += ["| " + str(i) + " | " + " | ".join(cell(v) for v in row) + " |"
+              for i, row in zip(df.index, df.itertuples(index=False))]  # per row: ints stay ints
     return "\n".join(lines)

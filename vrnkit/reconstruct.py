@@ -12,6 +12,10 @@
 >>> rec.save("out/astronaut")                                            # doctest: +SKIP
 
 ``vrnkit reconstruct PHOTO|DIR... -o OUT`` runs the same path over files and folders.
+
+Precision: the network runs in float32 everywhere. On an H100 at batch 1, bf16 autocast was
+slower (vrn-guided-192: 15.3 ms float32, 25.5 ms bf16; vrn-192: 12.1 / 13.0 ms): one photo is
+too little work for the tensor cores to pay for the casts (benchmarks/gpu_train_192.py prints it).
 """
 from __future__ import annotations
 
