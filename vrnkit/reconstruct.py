@@ -124,7 +124,7 @@ class Reconstruction:
             a.set_title(title, fontsize=9)
             a.axis("off")
         stages = {k: v for k, v in self.seconds.items() if k != "export"}  # the reconstruction itself
-        fig.tight_layout(rect=(0, 0, 1, 0.92))  # room for the title above the panels' own
+        fig.tight_layout(rect=(0, 0, 1, 0.88))  # room for the title above the panels' own
         fig.suptitle(f"{self.model}: {len(self.vertices):,} vertices in {sum(stages.values()):.2f} s ("
                      + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stages.items()) + ")", fontsize=9)
         return fig
