@@ -140,5 +140,14 @@ def add_cli(sub) -> None:
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--mode", choices=["quick", "full"], default=None, help="override VRNKIT_MODE")
     p.add_argument("--weights", default=None, help="a shipped model name or a checkpoint (default: vrn-guided-192)")
-    p.add_argument("--index", type=int, default=11, help="which held-out SynthFaces face (default 11: yaw +36)")
-    p.set_defaults(func=lambda a: run_demo(a.out, mode=a.mode, weights=a.weights, index=a.index))
+    p.add_argument("--index", type=int, default=11, help="which held-out SynthFaces face, >= 0 (default 11: yaw +36)")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> None:
+    from .files import check_number, check_out_folder
+
+    # Checked before the model loads, so that a typo fails at once and writes nothing.
+    check_number(args.index, "--index", low=0, high=10**6, integer=True)
+    check_out_folder(args.out)
+    run_demo(args.out, mode=args.mode, weights=args.weights, index=args.index)

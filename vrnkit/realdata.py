@@ -34,8 +34,8 @@ and resumes after an interruption: whole shards that are already there are kept.
 """
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -46,8 +46,9 @@ import numpy as np
 from .config import VolumeSpec
 from .geometry import CropFrame
 from .morphable import WHERE_TO_GET, MorphableModel, load_morphable_model, model_to_photo, pose_angles, read_mat
-from .files import atomic_write
-from .shards import FORMAT_VERSION, SAMPLE_KEYS, list_shards, shard_path, write_index, write_shard
+from .files import check_number, check_out_folder
+from .shards import (FORMAT_VERSION, claim_folder, list_shards, shard_is_complete, shard_path, write_index,
+                     write_shard)
 from .voxel import Slab, canonical_fit, compose_affine, invert_affine, mesh_to_slab, slab_from_model
 
 SUBSETS_300WLP = ("AFW", "HELEN", "IBUG", "LFPW")
@@ -107,6 +108,8 @@ def read_mesh(path, *, y_up: bool = False, image_height: int | None = None):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"mesh file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a mesh file (.obj, .ply, .stl, .glb)")
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
         v, f = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
@@ -114,6 +117,10 @@ def read_mesh(path, *, y_up: bool = False, image_height: int | None = None):
         raise ValueError(f"could not read mesh {path} ({type(e).__name__}: {e}); expected a triangle mesh (.obj or .ply)") from e
     if len(f) == 0 or v.ndim != 2 or v.shape[1] != 3:
         raise ValueError(f"mesh {path} has no triangles; expected a triangle mesh")
+    bad = ~np.isfinite(v).all(1)
+    if bad.any():  # checked here, before any step spreads one NaN to every vertex (fitting, scaling)
+        raise ValueError(f"mesh {path} has {int(bad.sum())} of {len(v)} vertices with NaN or infinite coordinates "
+                         f"(the first: vertex {int(np.argmax(bad)) + 1}, counting from 1 as OBJ files do); fix them")
     if y_up:
         v = v * [1, -1, 1] + [0, image_height, 0]  # y_image = H - y; x and z keep their direction
         f = f[:, ::-1]  # mirroring y flips the winding; keep normals pointing out
@@ -426,6 +433,14 @@ def _init_worker(kind, out, spec, model, split, y_up):
     _WORKER.update(kind=kind, out=out, spec=spec, model=model, split=split, y_up=y_up)
 
 
+def _init_pool_worker(*init):
+    """A pool worker leaves Ctrl-C to the main process, which stops it (no traceback from each)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(*init)
+
+
 def _convert_shard(job):
     number, items = job
     w = _WORKER
@@ -434,28 +449,39 @@ def _convert_shard(job):
     return number, len(samples)
 
 
-def shard_is_complete(path, ids) -> bool:
-    """True if ``path`` is a readable shard of this format holding exactly the samples ``ids``."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            ok = int(z["format_version"]) == FORMAT_VERSION and all(k in z.files for k in SAMPLE_KEYS)
-            return ok and [m["id"] for m in json.loads(str(z["meta_json"]))] == list(ids)
-    except Exception:  # missing, truncated or foreign: not complete
-        return False
+def check_prepare_args(kind, root, out, *, shard_size, workers, limit, split, subsets) -> None:
+    """Raise a clear error for the first bad argument of prepare(), with its allowed range."""
+    if kind not in DATASETS:
+        raise ValueError(f"unknown dataset {kind!r}; choose one of {DATASETS}")
+    check_number(shard_size, "shard_size (--shard-size)", low=1, high=100_000, integer=True)
+    check_number(workers, "workers (--workers)", low=1, high=1024, integer=True)
+    check_number(limit, "limit (--limit), the number of samples to convert,", low=1, integer=True, optional=True)
+    if split is not None and (not isinstance(split, str) or not split.strip()):
+        raise ValueError(f"split (--split) must be a name such as train or test; got {split!r}")
+    if subsets is not None and (isinstance(subsets, str) or not all(isinstance(s, str) and s.strip() for s in subsets)):
+        raise ValueError(f"subsets (--subsets) must be folder names such as {','.join(SUBSETS_300WLP)}; "
+                         f"got {subsets!r}")
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"dataset folder {root} (--root) does not exist or is not a folder")
+    check_out_folder(out)
+    if Path(out).resolve() == Path(root).resolve():
+        raise ValueError(f"--out {out} is the dataset folder itself (--root); give another folder for the shards")
 
 
 def prepare(kind: str, root, out, *, model=None, preset: str | None = None, split: str | None = None,
             shard_size: int = 64, workers: int = 2, subsets=None, limit: int | None = None,
-            y_up: bool = False, progress: bool = True):
+            y_up: bool = False, progress: bool = True, force: bool = False):
     """Convert a dataset folder to shards in ``out``; returns the index table (pandas).
 
     kind: "300wlp", "aflw2000" or "folder"; model: a folder with the model files (or a loaded
     MorphableModel), needed for 300W-LP and AFLW2000-3D. Items are listed in sorted order and
     cut into shards of ``shard_size``; shard k is made from its own list of input files only,
     so a run that resumes (same settings) keeps the complete shards and writes the same bytes
-    for the others. ``limit`` converts only the first items (a quick look). ``out`` mirrors the
-    conversion asked for: shards beyond it (from a longer run) are deleted, so that no sample
-    appears twice or from elsewhere; other settings in the same folder are refused.
+    for the others. ``limit`` converts only the first items (a quick look); a later run with
+    another limit and otherwise the same settings shortens or lengthens the same dataset (its
+    shards beyond the new end are deleted, so that no sample appears twice). A folder holding
+    another dataset (other settings, a SynthFaces set, shards without a manifest) is refused;
+    ``force=True`` deletes that dataset first (--force).
     """
     from multiprocessing import get_context
 
@@ -463,8 +489,11 @@ def prepare(kind: str, root, out, *, model=None, preset: str | None = None, spli
 
     from .config import volume_spec_for_mode
 
+    check_prepare_args(kind, root, out, shard_size=shard_size, workers=workers, limit=limit, split=split,
+                       subsets=subsets)
     spec = VolumeSpec.preset(preset) if preset else volume_spec_for_mode()
     out = Path(out)
+    model_arg = model
     if kind in ("300wlp", "aflw2000"):
         if model is None:
             raise FileNotFoundError(f"{kind} needs the morphable model: pass --model DIR.\n{WHERE_TO_GET}")
@@ -473,14 +502,21 @@ def prepare(kind: str, root, out, *, model=None, preset: str | None = None, spli
     items = list_items(kind, root, subsets=subsets)[:limit]
     jobs = [(k, items[i:i + shard_size]) for k, i in enumerate(range(0, len(items), shard_size))]
 
-    settings = dict(kind=kind, spec=spec.to_dict(), split=split or DEFAULT_SPLIT[kind], shard_size=shard_size,
-                    subsets=list(subsets or SUBSETS_300WLP) if kind == "300wlp" else None, y_up=y_up)
-    _check_settings(out, settings, root, model)
-    for tmp in [*out.glob(".shard-*.tmp"), *out.glob(".index.csv.*.tmp")]:  # from a killed run
-        tmp.unlink()
-    for stale in list_shards(out):  # the folder mirrors this conversion: no samples from others
+    split = split or DEFAULT_SPLIT[kind]
+    model_dir = "DIR" if isinstance(model_arg, MorphableModel) else str(model_arg)  # a loaded model has no folder
+    command = shlex.join(
+        ["vrnkit", "prepare", kind, "--root", str(root), *(["--model", model_dir] if model is not None else []),
+         *(["--preset", preset] if preset else []), "--split", split, "--shard-size", str(shard_size),
+         *(["--subsets", ",".join(subsets)] if subsets else []), *(["--y-up"] if y_up else []),
+         *(["--limit", str(limit)] if limit else []), "--out", str(out)])
+    claim_folder(out, dict(kind=kind, source=str(Path(root).resolve()), model=getattr(model, "name", None),
+                           spec=spec.to_dict(), preset=preset, split=split, y_up=y_up, shard_size=shard_size,
+                           subsets=list(subsets or SUBSETS_300WLP) if kind == "300wlp" else None,
+                           format_version=FORMAT_VERSION, samples=len(items), shards=len(jobs), command=command),
+                 force=force)
+    for stale in list_shards(out):  # written by an earlier run of this dataset with a larger --limit
         if int(stale.stem.split("-")[1]) >= len(jobs):
-            print(f"removing {stale}: not part of this conversion")
+            print(f"removing {stale}: this run makes {len(jobs)} shards" + (f" (--limit {limit})" if limit else ""))
             stale.unlink()
     todo = [j for j in jobs if not shard_is_complete(shard_path(out, j[0]), [it["id"] for it in j[1]])]
 
@@ -492,7 +528,7 @@ def prepare(kind: str, root, out, *, model=None, preset: str | None = None, spli
             # Each worker writes whole shards; the model reaches the workers once, at start-up.
             # fork shares the loaded model with the workers (Linux); elsewhere it is sent once each.
             ctx = get_context("fork" if sys.platform == "linux" else "spawn")
-            with ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=init) as pool:
+            with ctx.Pool(min(workers, len(todo)), initializer=_init_pool_worker, initargs=init) as pool:
                 for _, n in pool.imap_unordered(_convert_shard, todo):
                     bar.update(n)
         else:
@@ -505,20 +541,6 @@ def prepare(kind: str, root, out, *, model=None, preset: str | None = None, spli
         print(f"{len(index)} samples in {len(jobs)} shards in {out} ({len(todo)} shards written, "
               f"{len(jobs) - len(todo)} kept; {n_new / max(seconds, 1e-9):.1f} faces/s)")
     return index
-
-
-def _check_settings(out: Path, settings: dict, root, model):
-    """Refuse to mix two different conversions in one folder; record the settings otherwise."""
-    path = out / "prepare.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        old_settings = {k: old.get(k) for k in settings}
-        if old_settings != json.loads(json.dumps(settings)):
-            raise ValueError(f"{out} holds a conversion with other settings ({old_settings}); "
-                             f"use another --out folder, or delete {out} to start again")
-    out.mkdir(parents=True, exist_ok=True)
-    record = dict(settings, root=str(root), model=getattr(model, "name", None))
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,7 +561,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--subsets", default=None, help=f"300W-LP subsets, comma separated (default: {','.join(SUBSETS_300WLP)})")
     p.add_argument("--shard-size", type=int, default=64, help="samples per shard (default 64)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default: 2)")
-    p.add_argument("--limit", type=int, default=None, help="convert only the first N samples")
+    p.add_argument("--limit", type=int, default=None, help="convert only the first N samples (N >= 1)")
+    p.add_argument("--force", action="store_true", help="replace a dataset that OUT already holds (deletes "
+                   "its shards); without it a folder with another dataset is refused")
     p.add_argument("--y-up", action="store_true", help="folder meshes have y up (y_image = height - y)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
@@ -555,4 +579,4 @@ def _cmd_prepare(args) -> None:
     subsets = args.subsets.split(",") if args.subsets else None
     prepare(args.dataset, args.root, args.out, model=args.model, preset=args.preset, split=args.split,
             shard_size=args.shard_size, workers=args.workers, subsets=subsets, limit=args.limit,
-            y_up=args.y_up, progress=not args.no_progress)
+            y_up=args.y_up, progress=not args.no_progress, force=args.force)

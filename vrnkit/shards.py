@@ -15,9 +15,9 @@ own scans (S = crop size, Hc x Wc = canonical slab grid, here Hc = Wc = S):
 plus metadata (one row of the index table): id, split, source, identity, expression, yaw,
 pitch, roll (degrees). A dataset folder holds ``shard-00000.npz, shard-00001.npz, ...`` (stacked
 arrays of up to ``shard_size`` samples, the format version and the rows' metadata) and
-``index.csv``, rebuilt from the shards so that pandas can read it. Every file is written to a
-temporary name and renamed, so an interrupted job leaves only whole shards behind and can
-resume by skipping them.
+``index.csv``, rebuilt from the shards so that pandas can read it, and a manifest that says
+what made the folder (see :func:`claim_folder`). Every file is written to a temporary name and
+renamed, so an interrupted job leaves only whole shards behind and can resume by skipping them.
 
 >>> import tempfile, numpy as np
 >>> root = tempfile.mkdtemp()
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from .files import atomic_write, check_out_folder, remove_temp_files
 
 FORMAT_VERSION = 1
 SAMPLE_KEYS = ("image", "landmarks", "front", "mask", "back", "affine", "frame")
@@ -107,14 +107,38 @@ def _load_shard(path, keys=None) -> tuple[dict, list[dict]]:
             names = [k for k in z.files if k not in ("format_version", "meta_json")] if keys is None else keys
             data = {k: z[k] for k in names}
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
-        raise ValueError(f"shard {path} is truncated or corrupt ({type(e).__name__}: {e}); delete it and "
-                         "run the same command again to regenerate it") from e
+        if isinstance(e, OSError) and e.errno is not None:
+            raise  # the system's error (permission denied...), not a broken file: do not advise deleting it
+        raise ValueError(f"shard {path} is truncated or corrupt ({type(e).__name__}: {e}); "
+                         f"{_remake_hint(path)}") from e
     except ValueError as e:
         if "format version" in str(e):
             raise
-        raise ValueError(f"shard {path} is truncated or corrupt ({e}); delete it and "
-                         "run the same command again to regenerate it") from e
+        raise ValueError(f"shard {path} is truncated or corrupt ({e}); {_remake_hint(path)}") from e
     return data, meta
+
+
+def _remake_hint(shard) -> str:
+    """How to write a broken shard again: the command in its folder's manifest, if there is one
+    (running the training command again cannot do it; the dataset's own command can)."""
+    try:
+        command = (read_manifest(Path(shard).parent) or {}).get("command")
+    except ValueError:
+        command = None
+    if command:
+        return f"delete it and run `{command}` to write it again (it rewrites only missing shards)"
+    return ("delete it and run the `vrnkit synth` or `vrnkit prepare` command that made this dataset again "
+            "(it rewrites only missing shards)")
+
+
+def shard_is_complete(path, ids) -> bool:
+    """True if ``path`` is a readable shard of this format holding exactly the samples ``ids``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ok = int(z["format_version"]) == FORMAT_VERSION and all(k in z.files for k in SAMPLE_KEYS)
+            return ok and [m["id"] for m in json.loads(str(z["meta_json"]))] == list(ids)
+    except Exception:  # missing, truncated or foreign: not complete
+        return False
 
 
 def read_shard(path) -> tuple[dict, list[dict]]:
@@ -163,7 +187,111 @@ def read_index(root) -> "pandas.DataFrame":
             return write_index(root)
         raise FileNotFoundError(f"no dataset in {root}: no index.csv and no shard-*.npz files. "
                                 "Create one with `vrnkit synth` or `vrnkit prepare`, or check the path")
-    return pd.read_csv(index)
+    try:
+        df = pd.read_csv(index)
+    except (ValueError, UnicodeDecodeError) as e:  # pandas' parser errors are ValueErrors
+        df, why = None, f"{type(e).__name__}: {str(e).strip()}"
+    else:
+        missing = [c for c in ("shard", "row", "id") if c not in df.columns]
+        why = f"no {', '.join(missing)} column" if missing else None
+    if why:
+        raise ValueError(f"{index} is not a vrnkit index table ({why}); delete it and run the command again: "
+                         "it is rebuilt from the shards")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# The manifest: what made a dataset folder, so that no writer mixes or deletes another's data.
+#
+# Every writer (`vrnkit synth`, `vrnkit prepare`) records its settings before it writes a shard:
+# kind ("synth", "300wlp", "aflw2000", "folder"), protocol or source folder, seed, volume preset
+# and size, split, shard size, counts, the shard format version and the command that makes the
+# folder. A later run resumes only when the settings in IDENTITY agree; anything else is refused
+# unless forced, so no run deletes or mixes in files that another one wrote.
+
+MANIFEST_VERSION = 1
+# SynthFaces folders keep the manifest in dataset.json, converted ones in prepare.json: the names
+# earlier vrnkit versions used, so that folders made by them are still recognised.
+MANIFEST_FILES = {"synth": "dataset.json", "prepare": "prepare.json"}
+IDENTITY = ("kind", "protocol", "source", "model", "seed", "spec", "split", "subsets", "y_up", "shard_size",
+            "n", "format_version")
+DATASET_FILES = ("shard-*.npz", "index.csv", *MANIFEST_FILES.values())  # what --force may delete
+SOURCE_NAMES = {"synth": "SynthFaces", "300wlp": "300W-LP", "aflw2000": "AFLW2000-3D", "folder": "image + mesh pairs"}
+
+
+def read_manifest(root) -> dict | None:
+    """The manifest of a dataset folder (None if it has none), older versions' included."""
+    for writer, name in MANIFEST_FILES.items():
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        try:
+            m = json.loads(path.read_text())
+            assert isinstance(m, dict)
+        except (ValueError, AssertionError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not a readable dataset manifest ({type(e).__name__}); restore it, "
+                             "or use another --out, or --force to replace the dataset") from None
+        # Manifests written before MANIFEST_VERSION 1: fill in what they did not record.
+        m.setdefault("kind", "synth" if writer == "synth" else None)
+        if "root" in m and "source" not in m:
+            m["source"] = str(Path(m["root"]).resolve())
+        m.setdefault("format_version", FORMAT_VERSION)
+        return m
+    return None
+
+
+def describe(m: dict) -> str:
+    """One line for a manifest: "SynthFaces synth-300wlp (10 samples, seed 0, preset quick)"."""
+    what = SOURCE_NAMES.get(m.get("kind"), str(m.get("kind")))
+    what += f" {m['protocol']}" if m.get("protocol") else (f" from {m['source']}" if m.get("source") else "")
+    count = m.get("samples", m.get("n"))
+    details = [f"{count} samples" if count is not None else None,
+               f"seed {m['seed']}" if m.get("seed") is not None else None,
+               f"preset {m['preset']}" if m.get("preset") else None]
+    return f"{what} ({', '.join(d for d in details if d)})"
+
+
+def dataset_files(root) -> list[Path]:
+    """The files of a dataset in ``root``: shards, index.csv and the manifest."""
+    root = Path(root)
+    return list_shards(root) + [root / n for n in DATASET_FILES[1:] if (root / n).is_file()]
+
+
+def claim_folder(out, manifest: dict, *, force: bool = False) -> None:
+    """Make ``out`` the folder of the dataset that ``manifest`` describes, or refuse (ValueError).
+
+    Allowed: a new or dataset-free folder, or one whose manifest has the same IDENTITY settings
+    (an earlier run of this dataset: it resumes). ``force``: first delete the dataset files
+    there (shards, index.csv, manifest), and nothing else. Refused: a folder holding another
+    dataset, or dataset files without a manifest (nothing says what made them).
+    Writes the manifest and removes temporary files that a killed run left.
+    """
+    out = check_out_folder(out)
+    manifest = json.loads(json.dumps(manifest))  # as it reads back from JSON (lists, not tuples)
+    old = read_manifest(out) if not force else None
+    found = dataset_files(out)
+    if force and found:
+        print(f"--force: deleting the {len(found)} dataset files in {out} to write {describe(manifest)}")
+        for p in found:
+            p.unlink()
+    elif old is not None:
+        diff = [k for k in IDENTITY if old.get(k) != manifest.get(k)]
+        if diff:
+            shown = "; ".join(f"{k} {_short(old.get(k))} there, {_short(manifest.get(k))} here" for k in diff[:3])
+            raise ValueError(f"{out} already holds a different dataset, {describe(old)}, made with other settings "
+                             f"({shown}); use another --out, or add --force to replace it")
+    elif found:
+        names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise ValueError(f"{out} holds dataset files ({names}) but no {' or '.join(MANIFEST_FILES.values())} that "
+                         "says what made them; use another --out, or add --force to replace them")
+    remove_temp_files(out, DATASET_FILES)
+    name = MANIFEST_FILES["synth" if manifest["kind"] == "synth" else "prepare"]
+    manifest = dict(manifest, manifest_version=MANIFEST_VERSION)
+    atomic_write(out / name, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+
+
+def _short(value) -> str:
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else repr(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,17 +18,16 @@ Identities are numbered; training identities and test identities come from disjo
 """
 from __future__ import annotations
 
-import json
+import shlex
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import SEED, VolumeSpec
-from .files import atomic_write
-from .shards import (FORMAT_VERSION, list_shards, read_shard, shard_path, write_index,
-                     write_shard)
+from .config import SEED, VOLUME_PRESETS, VolumeSpec
+from .files import check_number
+from .shards import FORMAT_VERSION, claim_folder, shard_is_complete, shard_path, write_index, write_shard
 
 BASIC_EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 TEST_IDENTITY_BASE = 1_000_000  # identity numbers >= this are never used for training
@@ -128,38 +127,51 @@ def _make_shard(job) -> str:
     return str(write_shard(root, number, [s for s, _ in pairs], [m for _, m in pairs]))
 
 
+def _ignore_ctrl_c() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops them (no traceback from each)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def check_generate_args(n, seed, shard_size, workers) -> None:
+    """Raise ValueError naming the first bad argument of generate() and its allowed range."""
+    check_number(n, "n (--n), the number of samples,", low=1, integer=True)
+    check_number(seed, "seed (--seed)", low=0, high=2**32 - 1, integer=True)
+    check_number(shard_size, "shard_size (--shard-size)", low=1, high=100_000, integer=True)
+    check_number(workers, "workers (--workers)", low=1, high=1024, integer=True)
+
+
 def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | None = None,
-             seed: int = SEED, shard_size: int = 256, workers: int = 2, progress: bool = True):
+             seed: int = SEED, shard_size: int = 256, workers: int = 2, progress: bool = True,
+             force: bool = False):
     """Write ``n`` samples of ``protocol`` to folder ``out`` as shards plus index.csv; resumable.
 
-    Returns the index table (pandas). A folder that holds another protocol, size, seed or volume
-    preset is refused rather than mixed.
+    Returns the index table (pandas). A folder that holds another dataset (another protocol,
+    size, seed, volume preset, or a converted one), or shards that no manifest describes, is
+    refused rather than mixed; ``force=True`` deletes that dataset first (--force).
     """
     from tqdm.auto import tqdm
 
     p = get_protocol(protocol)
     spec = spec or VolumeSpec.preset("quick")
-    n = p.default_size if n is None else int(n)
-    if n <= 0:
-        raise ValueError(f"n must be a positive number of samples; got {n}")
+    n = p.default_size if n is None else n
+    check_generate_args(n, seed, shard_size, workers)
+    n, seed, shard_size, workers = int(n), int(seed), int(shard_size), int(workers)
     out = Path(out)
-    manifest = dict(protocol=protocol, n=n, seed=seed, shard_size=shard_size, spec=asdict(spec),
-                    format_version=FORMAT_VERSION)
-    mpath = out / "dataset.json"
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
-        if old != manifest:
-            raise ValueError(f"{out} already holds a different dataset ({old}); choose another --out or delete it")
-    else:
-        atomic_write(mpath, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    preset = next((k for k, v in VOLUME_PRESETS.items() if v == spec), None)
+    command = shlex.join(["vrnkit", "synth", "--protocol", protocol, "--n", str(n), "--seed", str(seed),
+                          "--shard-size", str(shard_size), *(["--preset", preset] if preset else []),
+                          "--out", str(out)])
+    claim_folder(out, dict(kind="synth", protocol=protocol, n=n, seed=seed, shard_size=shard_size,
+                           spec=asdict(spec), preset=preset, format_version=FORMAT_VERSION, samples=n,
+                           shards=len(range(0, n, shard_size)), command=command), force=force)
 
     jobs = []
-    have = {s.name for s in list_shards(out)}
     for number, start in enumerate(range(0, n, shard_size)):
-        path = shard_path(out, number)
-        if path.name in have and _shard_ok(path, min(shard_size, n - start)):
-            continue
-        jobs.append((protocol, number, start, min(start + shard_size, n), asdict(spec), seed, str(out)))
+        stop = min(start + shard_size, n)
+        if not shard_is_complete(shard_path(out, number), [f"{protocol}-{i:07d}" for i in range(start, stop)]):
+            jobs.append((protocol, number, start, stop, asdict(spec), seed, str(out)))
     bar = tqdm(total=len(jobs), desc=f"{protocol} shards", unit="shard", disable=not progress)
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
@@ -170,7 +182,7 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
 
         # fork on Linux (fast start, nothing to re-import); spawn where fork is unavailable.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with mp.get_context(method).Pool(workers) as pool:
+        with mp.get_context(method).Pool(min(workers, len(jobs)), initializer=_ignore_ctrl_c) as pool:
             for _ in pool.imap_unordered(_make_shard, jobs):
                 bar.update()
     else:
@@ -181,23 +193,18 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
     return write_index(out)
 
 
-def _shard_ok(path, expected: int) -> bool:
-    try:
-        arrays, meta = read_shard(path)
-    except ValueError:
-        return False  # corrupt or old: regenerate it
-    return len(meta) == expected
-
-
 def add_cli(sub) -> None:
     p = sub.add_parser("synth", help="generate a SynthFaces dataset (shards + index.csv); resumable")
     p.add_argument("--protocol", default="synth-300wlp", choices=sorted(PROTOCOLS))
     p.add_argument("--out", default=None, help="output folder (default: data/<protocol>)")
-    p.add_argument("--n", type=int, default=None, help="number of samples (default: the protocol's size)")
+    p.add_argument("--n", type=int, default=None, help="number of samples, >= 1 (default: the protocol's size)")
     p.add_argument("--preset", default=None, choices=["quick", "paper"], help="volume preset (default: from VRNKIT_MODE)")
-    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--seed", type=int, default=SEED, help=f"0 .. 2^32 - 1 (default {SEED})")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    p.add_argument("--shard-size", type=int, default=256)
+    p.add_argument("--shard-size", type=int, default=256, help="samples per shard (default 256)")
+    p.add_argument("--force", action="store_true", help="replace a dataset that OUT already holds (deletes "
+                   "its shards); without it a folder with another dataset is refused")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)
 
 
@@ -207,5 +214,5 @@ def _cli(args) -> None:
     spec = VolumeSpec.preset(args.preset) if args.preset else volume_spec_for_mode()
     out = args.out or f"data/{args.protocol}"
     df = generate(args.protocol, out, n=args.n, spec=spec, seed=args.seed, shard_size=args.shard_size,
-                  workers=args.workers)
+                  workers=args.workers, force=args.force, progress=not args.no_progress)
     print(f"{len(df)} samples of {args.protocol} in {out} (index: {Path(out) / 'index.csv'})")

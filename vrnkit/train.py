@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from . import models
 from .augment import AugmentConfig, draw_params, landmarks_to_heatmaps, make_targets
 from .config import SEED, VolumeSpec, resolve_mode, seed_everything
+from .files import atomic_write, check_number, check_out_folder, remove_temp_files
 from .metrics import nme_estimate, volume_iou
 from .shards import ShardDataset, ShardSampler, collate
 
@@ -85,6 +86,23 @@ class TrainConfig:
     init_from: str | None = None  # start from these weights (a model.pt of the same config): fine-tuning
     progress: bool = True  # tqdm progress bar
 
+    def check(self) -> "TrainConfig":
+        """Raise ValueError naming the first setting out of its range (see LIMITS), before any work."""
+        for name, limits in LIMITS.items():
+            option = f"{name} (--{name.replace('_', '-')})" if name in CLI_OPTIONS else name
+            check_number(getattr(self, name), option, **limits)
+        if self.model not in models.KINDS:
+            raise ValueError(f"model (--model) must be one of {models.KINDS}; got {self.model!r}")
+        models.ModelConfig.preset(self.model_preset)  # an unknown preset names the choices
+        unknown = sorted(set(self.model_options) - set(models.ModelConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"model_options has unknown fields {unknown}; ModelConfig has "
+                             f"{sorted(models.ModelConfig.__dataclass_fields__)}")
+        amp_dtype(self.amp, torch.device("cpu"))  # an unknown amp names the choices
+        check_device(self.device)
+        check_out_folder(self.out)
+        return self
+
     @staticmethod
     def preset(name: str, **overrides) -> "TrainConfig":
         """Named presets ("cpu", "colab", "paper"), with any field overridden by keyword."""
@@ -110,6 +128,31 @@ TRAIN_PRESETS = {
     "paper": TrainConfig(model_preset="paper", batch_size=32, epochs=50, channels_last=True, num_workers=4,
                          log_every=10, checkpoint_every=1000, out="runs/paper"),
 }
+
+# The allowed range of every number in a TrainConfig (vrnkit.files.check_number's arguments).
+LIMITS = {
+    "batch_size": dict(low=1, high=65536, integer=True),
+    "accumulate": dict(low=1, high=65536, integer=True),
+    "epochs": dict(low=1, high=10**6, integer=True),
+    "steps": dict(low=1, high=10**9, integer=True, optional=True),  # None: use epochs
+    "time_limit": dict(low=0, above=True, high=10**7, optional=True),  # seconds; None: no limit
+    "lr": dict(low=0, above=True, high=1),
+    "lr_final": dict(low=0, above=True, high=1),
+    "lr_drop": dict(low=0, high=1),
+    "volume_weight": dict(low=0, high=1e6),
+    "heatmap_weight": dict(low=0, high=1e6),
+    "guide_jitter": dict(low=0, high=1),
+    "depth_scale": dict(low=0, above=True, high=100),
+    "val_holdout": dict(low=0, integer=True),
+    "max_val_samples": dict(low=1, integer=True),
+    "nme_samples": dict(low=0, integer=True),
+    "num_workers": dict(low=0, high=256, integer=True),
+    "checkpoint_every": dict(low=1, integer=True),
+    "log_every": dict(low=1, integer=True),
+    "seed": dict(low=0, high=2**32 - 1, integer=True),
+}
+CLI_OPTIONS = {"batch_size", "accumulate", "epochs", "steps", "time_limit", "lr", "guide_jitter", "num_workers",
+               "checkpoint_every", "seed"}
 
 METRIC_COLUMNS = ["kind", "step", "epoch", "loss", "volume_loss", "heatmap_loss", "lr", "images_per_s",
                   "val_iou", "val_nme", "time_s"]
@@ -241,6 +284,24 @@ def setup_distributed():
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started
 
 
+def check_device(name: str) -> None:
+    """Raise ValueError unless ``name`` is "auto" or a device this machine has."""
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device (--device) {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device (--device) {name!r}: this machine has no CUDA GPU that PyTorch can use; "
+                         "use --device cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device (--device) {name!r}: this machine has {torch.cuda.device_count()} CUDA GPUs "
+                         f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device (--device) {name!r}: vrnkit trains on cpu or cuda; use auto, cpu, cuda or cuda:N")
+
+
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
@@ -321,13 +382,25 @@ def write_row(path: Path, row: dict) -> None:
 
 
 def truncate_rows(path: Path, step: int) -> None:
-    """Drop metrics rows after ``step`` (written by a run that died before its next checkpoint)."""
-    if path.exists():
-        with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        path.unlink()
-        for r in rows:
-            write_row(path, r)
+    """Keep only the metrics rows up to ``step``, the step the run starts from (0: a fresh start).
+
+    Rows after it come from a run that died before its next checkpoint; this run writes them
+    again, so keeping them would log those steps twice. A half-written last row (a kill during
+    a write) is dropped too. The file is replaced atomically: a kill here loses nothing.
+    """
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f)
+                if None not in r and None not in r.values() and r["step"].isdigit() and int(r["step"]) <= step]
+
+    def rewrite(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, METRIC_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(path, rewrite)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +435,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     """
     from tqdm.auto import tqdm
 
+    config.check()
     rank, world, local_rank, owns_group = setup_distributed()
     device = pick_device(config.device, local_rank)
     mcfg = replace(models.ModelConfig.preset(config.model_preset, kind=config.model), **config.model_options)
@@ -373,12 +447,13 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     ckpt_path, csv_path = out / "last.pt", out / "metrics.csv"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(out, ["last.pt", "model.pt", "metrics.csv"])  # left by a killed run
     G = config.batch_size * config.accumulate * world
     steps_per_epoch = len(train_set) // G
     if steps_per_epoch == 0:
         raise ValueError(f"{config.data} has {len(train_set)} training samples, fewer than one global batch "
                          f"of {G}; use a smaller --batch-size or more data")
-    total_steps = config.steps or config.epochs * steps_per_epoch
+    total_steps = config.steps if config.steps is not None else config.epochs * steps_per_epoch
 
     seed_everything(config.seed)
     model = models.build_model(mcfg).to(device)
@@ -402,8 +477,8 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
         set_rng_states(extra["rng"], aug_gen)
         step, epoch, position, val = extra["step"], extra["epoch"], extra["position"], extra["val"]
         elapsed_before = extra.get("elapsed", 0.0)
-        if rank == 0:
-            truncate_rows(csv_path, step)
+    if rank == 0:  # the log continues from this run's first step (a fresh start keeps no old rows)
+        truncate_rows(csv_path, step)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     raw_model = model  # what gets saved and validated (no compile / DDP wrappers)
@@ -481,6 +556,10 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
                 if rank == 0:
                     write_row(csv_path, row)
+                if not math.isfinite(row["loss"]):  # every later step would be NaN too: stop, say why
+                    raise ValueError(
+                        f"the loss became {row['loss']} at step {step} (lr {lr:g}): training diverged; "
+                        f"start again in a new --out with a smaller --lr (e.g. {lr / 10:g})")
             if on_step is not None:
                 on_step(step)
             if step % config.checkpoint_every == 0 and position < steps_per_epoch and step < total_steps:
@@ -583,7 +662,11 @@ def run_cli(args) -> None:
 
 if __name__ == "__main__":  # torchrun --nproc_per_node=N -m vrnkit.train --data DIR --out DIR
     import argparse
+    import sys
+
+    from .cli import run_command
 
     parser = argparse.ArgumentParser(prog="python -m vrnkit.train", description="train a VRN model")
     add_arguments(parser)
-    run_cli(parser.parse_args())
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sys.exit(run_command(run_cli, parser.parse_args(), name="python -m vrnkit.train", resumable=True))

@@ -62,9 +62,12 @@ class Slab:
         if self.affine.shape != (3, 4):
             raise ValueError(f"slab affine must have shape (3, 4) (canonical -> crop); got {self.affine.shape}")
         if not np.all(np.isfinite(self.affine)) or not np.isfinite(self.back):
-            raise ValueError("slab affine and back depth must be finite")
-        if abs(np.linalg.det(self.affine[:, :3].astype(np.float64))) < 1e-12:
-            raise ValueError("slab affine is not invertible (its 3x3 part has determinant ~0)")
+            raise ValueError(f"slab affine and back depth must be finite; got {int((~np.isfinite(self.affine)).sum())} "
+                             f"NaN/infinite affine entries and back {self.back}")
+        det = np.linalg.det(self.affine[:, :3].astype(np.float64))
+        if abs(det) < 1e-12:
+            raise ValueError(f"slab affine is not invertible (its 3x3 part has determinant {det:.3g}); "
+                             "check the pose it was built from")
 
     def masked_front(self) -> np.ndarray:
         """(Hc, Wc) float32 front depth with -inf outside the mask (nothing is inside there)."""
