@@ -167,3 +167,24 @@ def test_python_m_commands_end_in_one_line(tmp_path, argv, words):
     r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     expect_failure(r.returncode, r.stderr, words)
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["/nonexistent-run", "--name", "x"], ["model.pt", "does not exist"]),
+    (["RUN", "--name", "x", "--eval", "/nonexistent-test"], ["no test folder", "vrnkit synth"]),
+    (["RUN", "--name", "x", "--n", "0"], ["--n must be at least 1"]),
+])
+def test_pretrained_export_errors_are_one_line(argv, words, tmp_path, monkeypatch, capsys):
+    """`python -m vrnkit.pretrained` checks its folders before it writes any weights."""
+    from vrnkit import pretrained
+
+    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path / "weights")
+    run = tmp_path / "run"
+    run.mkdir()
+    argv = [str(run) if a == "RUN" else a for a in argv]
+    assert pretrained.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for w in words:
+        assert w in err, err
+    assert not (tmp_path / "weights").exists()

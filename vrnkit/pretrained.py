@@ -212,8 +212,8 @@ def export(run, name: str, *, eval_dirs=(), n: int = 200, half: bool = False) ->
     import pandas as pd
 
     run = Path(run)
-    WEIGHTS.mkdir(exist_ok=True)
     model, config, extra = load_checkpoint(run / "model.pt")
+    WEIGHTS.mkdir(exist_ok=True)  # only once there is something to write
     if half:
         save_checkpoint(WEIGHTS / f"{name}.pt", model, config, extra=extra, half=True)
     else:
@@ -243,16 +243,31 @@ def export(run, name: str, *, eval_dirs=(), n: int = 200, half: bool = False) ->
     return dict(table=table, weights=WEIGHTS / f"{name}.pt")
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
+    from .cli import run_command
+
     p = argparse.ArgumentParser(description="ship a trained run as vrnkit's pretrained model")
     p.add_argument("run", help="training output folder (holds model.pt and metrics.csv)")
     p.add_argument("--name", default="vrn-cpu")
     p.add_argument("--eval", nargs="*", default=[], help="test folders for the validation table")
     p.add_argument("--n", type=int, default=200, help="samples per test folder")
     p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_args(argv)
-    export(args.run, args.name, eval_dirs=args.eval, n=args.n, half=args.half)
+
+    def run(a):
+        if a.n < 1:
+            raise ValueError(f"--n must be at least 1 (samples per test folder); got {a.n}")
+        for d in a.eval:
+            if not Path(d).is_dir():
+                raise FileNotFoundError(f"no test folder {d}: make one with `vrnkit synth --protocol synth-aflw2000 "
+                                        f"--out {d}`")
+        export(a.run, a.name, eval_dirs=a.eval, n=a.n, half=a.half)
+
+    return run_command(run, args, name="python -m vrnkit.pretrained")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())
