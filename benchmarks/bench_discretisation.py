@@ -30,7 +30,7 @@ from vrnkit.config import VolumeSpec  # noqa: E402
 from vrnkit.geometry import OUTER_EYE_CORNERS, CropFrame  # noqa: E402
 from vrnkit.surface import discretisation_error  # noqa: E402
 
-PAPER_NME_VRN = 0.0676  # VRN on AFLW2000-3D (DESIGN.md), for scale
+PAPER_NME_VRN = 0.0676  # VRN on AFLW2000-3D (the paper's Table 1), for scale
 SIZES = (48, 64, 96, 128, 192)
 
 

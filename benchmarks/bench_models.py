@@ -97,7 +97,7 @@ def main() -> None:
                               "checkpoint_MB", "ckpt_file_MB", "train_img/s", "infer_img/s",
                               "ms/step"]))
     paper = next(r for r in rows if r["preset"] == "paper" and r["kind"] == "vrn")
-    print(f"\nreference: paper: ~{PAPER_VRN_PARAMS / 1e6:.0f}M params (DESIGN.md, released VRN); "
+    print(f"\nreference: paper: ~{PAPER_VRN_PARAMS / 1e6:.0f}M params (the released VRN); "
           f"paper preset VRN here: {paper['params_M']:.1f}M "
           f"({100 * (paper['params'] / PAPER_VRN_PARAMS - 1):+.0f}%)")
     print(f"speed: cpu preset, batch {args.batch}, median of {args.steps} steps; training step = "

@@ -159,7 +159,7 @@ def main() -> None:
     print(f"\ngeneration: {args.n} faces in {gen_s:.0f} s; training (both models at once): {train_s:.0f} s")
     print(table.to_string(index=False))
     print("goals: weights <= 10 MB fp16; faces with nose, lips and eye sockets (look at the meshes); "
-          "reference: colab preset alone ~430-470 images/s at batch 32 on an H200 (DESIGN)")
+          "reference: colab preset alone ~430-470 images/s at batch 32 on an H200 (measured earlier)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-# DESIGN.md: flags for Chromium on a machine without a GPU, display or outside network.
+# Flags for Chromium on a machine without a GPU, display or outside network.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   # WebGL on the CPU (SwiftShader): Chromium >= 137 no longer falls back to it silently.

@@ -221,7 +221,7 @@ def test_count_macs_of_a_real_model_equals_its_config():
 
 
 def test_paper_preset_is_close_to_the_released_model():
-    # DESIGN.md: the released VRN has about 19M parameters.
+    # The released VRN has about 19M parameters.
     with torch.device("meta"):
         params = count_parameters(build_model(ModelConfig.preset("paper")))
     assert abs(params - 19e6) / 19e6 < 0.10

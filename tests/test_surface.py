@@ -40,7 +40,7 @@ def ellipsoid_radius(spec, centre, axes):
 
 
 def skimage_in_crop(volume, level, depth_scale):
-    """scikit-image on the whole volume, mapped to crop coordinates by the DESIGN convention."""
+    """scikit-image on the whole volume, mapped to crop coordinates by the README's convention."""
     v, f, _, _ = marching_cubes(np.asarray(volume, np.float32), level)
     return np.stack([v[:, 2] + 0.5, v[:, 1] + 0.5, (v[:, 0] + 0.5) / depth_scale], 1), f
 

@@ -50,7 +50,7 @@ def cmd_voxelise(args) -> None:
 
     out = check_out_folder(args.out)
     spec = VolumeSpec.preset(args.preset)
-    # Files are in the y-up export frame (DESIGN.md) unless --image-space; the fit below
+    # Files are in the y-up export frame (see the README's conventions) unless --image-space; the fit below
     # recentres the mesh, so the y offset of the flip does not matter.
     v, f = read_mesh(args.mesh, y_up=not args.image_space, image_height=0)
     if not args.no_fit:

@@ -1,6 +1,6 @@
 """Frames, rotations and the 68-landmark tables.
 
-Conventions (DESIGN.md): image space has x right, y down, in pixels, and z toward the viewer
+Conventions (README, "Conventions"): image space has x right, y down, in pixels, and z toward the viewer
 (larger z = closer to the camera). Pixel (i, j) covers [i, i+1) x [j, j+1), so its centre is
 (i + 0.5, j + 0.5). A :class:`CropFrame` maps original photo coordinates to the crop that the
 network sees (a similarity: one scale for x, y and z, a translation, and a z offset that puts

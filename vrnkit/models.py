@@ -57,7 +57,7 @@ KINDS = ("vrn", "multitask", "guided")
 CHECKPOINT_VERSION = 1
 CHECKPOINT_FORMAT = "vrnkit.model"  # marks a file as a vrnkit model checkpoint
 
-# The released VRN (Torch7) has about 19M parameters (DESIGN.md).
+# The released VRN (Torch7) has about 19M parameters (a layer listing of the released file).
 PAPER_VRN_PARAMS = 19e6
 
 
@@ -130,7 +130,7 @@ def check_image_size(size: int, hourglass_depth: int) -> None:
 MODEL_PRESETS = {
     # The paper: 256 features, 192x192 input, 200x192x192 output. Three residuals per hourglass
     # branch (Newell's nModules=3) give the VRN 17.7M parameters (8.5 GMACs per image), close to
-    # the ~19M of the released model (DESIGN.md). With one residual it would have only 6.5M. (A
+    # the ~19M of the released model. With one residual it would have only 6.5M. (A
     # layer listing of the released file, dezmoanded/vrn-torch-to-keras list.txt, shows ~45
     # residual modules per stack, nested a little differently; we keep Newell's plain hourglass.)
     "paper": ModelConfig(),  # the defaults above
@@ -621,4 +621,4 @@ if __name__ == "__main__":
                               "checkpoint_MB"]))
     paper = next(r for r in rows if r["preset"] == "paper" and r["kind"] == "vrn")
     print(f"\npaper preset VRN: {paper['params_M']:.1f}M parameters; the released VRN has about "
-          f"{PAPER_VRN_PARAMS / 1e6:.0f}M (DESIGN.md)")
+          f"{PAPER_VRN_PARAMS / 1e6:.0f}M")

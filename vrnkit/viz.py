@@ -1,6 +1,6 @@
 """Pictures and viewers: galleries, volume slices, overlays, and 3D meshes (k3d or matplotlib).
 
-Everything here takes NumPy arrays in vrnkit's conventions (DESIGN.md): images (H, W, 3) in
+Everything here takes NumPy arrays in vrnkit's conventions (README, "Conventions"): images (H, W, 3) in
 crop pixels (x right, y down); volumes (D, H, W) with voxel (d, y, x) centred at crop
 coordinates (x + 0.5, y + 0.5, (d + 0.5) / depth_scale), front of the face = high d; meshes
 (N, 3) vertices in image space (y down, z toward the viewer) and (M, 3) faces.

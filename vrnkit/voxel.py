@@ -264,7 +264,7 @@ def mesh_to_slab(vertices, faces, *, grid_shape, back=None, affine=None, fill_ho
 
     back: flat-back depth; default the deepest front depth over the mask, so the solid spans
     the whole face and nothing behind it. Holes enclosed by the face (an open mouth, the eyes)
-    are filled with the depth of their nearest face pixel ("filled mouth", DESIGN.md).
+    are filled with the depth of their nearest face pixel ("filled mouth", as in the paper).
     affine: (3, 4) canonical -> crop; default identity.
     """
     from scipy import ndimage
