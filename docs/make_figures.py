@@ -18,14 +18,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy.ndimage import gaussian_filter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vrnkit.pretrained import predict_volume  # noqa: E402
-from vrnkit.reconstruct import SMOOTH, load_model, reconstruct  # noqa: E402
-from vrnkit.surface import volume_to_mesh  # noqa: E402
+from vrnkit.reconstruct import load_model, reconstruct  # noqa: E402
+from vrnkit.surface import SMOOTH, volume_to_mesh  # noqa: E402
 from vrnkit.synth import make_sample  # noqa: E402
 from vrnkit.viz import overlay_mesh, render_mesh  # noqa: E402
 
@@ -43,7 +42,7 @@ def contact_sheet(path: Path) -> None:
             net, spec, _ = nets[name]
             sample, meta = make_sample("synth-aflw2000", index, spec=spec)
             probs = predict_volume(net, sample["image"], landmarks=sample["landmarks"])
-            v, f = volume_to_mesh(gaussian_filter(probs, SMOOTH), spec)
+            v, f = volume_to_mesh(probs, spec, smooth=SMOOTH)
             if c0 == len(MODELS) - 1:
                 axes[r, 0].imshow(sample["image"])
                 axes[r, 0].set_ylabel(f"yaw {meta['yaw']:+.0f}", fontsize=7)

@@ -54,15 +54,14 @@ def run_demo(out="out/demo", *, mode=None, weights=None, index: int = 11) -> dic
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.ndimage import gaussian_filter
     from skimage.data import astronaut
 
     from .config import resolve_mode
     from .facegen import FaceModel
     from .metrics import nme, volume_iou
     from .pretrained import front_facing, predict_volume
-    from .reconstruct import SMOOTH, load_model, reconstruct
-    from .surface import export_mesh, sample_vertex_colours, volume_to_mesh
+    from .reconstruct import load_model, reconstruct
+    from .surface import SMOOTH, export_mesh, sample_vertex_colours, volume_to_mesh
     from .synth import make_sample
     from .voxel import Slab, slab_to_volume
 
@@ -93,7 +92,7 @@ def run_demo(out="out/demo", *, mode=None, weights=None, index: int = 11) -> dic
     probs = predict_volume(model, sample["image"], landmarks=sample["landmarks"])
     t_net = time.perf_counter() - t
     t = time.perf_counter()
-    mv, mf = volume_to_mesh(gaussian_filter(probs, SMOOTH), spec)
+    mv, mf = volume_to_mesh(probs, spec, smooth=SMOOTH)
     t_mc = time.perf_counter() - t
     colours = sample_vertex_colours(mv, sample["image"])
     target = slab_to_volume(Slab(sample["front"], sample["mask"], sample["back"], sample["affine"]), spec)

@@ -121,11 +121,9 @@ def noisy_landmarks(landmarks, nme: float, rng) -> np.ndarray:
 
 def vrn_method(name: str):
     """A shipped network as a method: its smoothed 0.5 iso-surface, front-facing part only."""
-    from scipy.ndimage import gaussian_filter
-
     from .pretrained import front_facing, predict_volume
-    from .reconstruct import SMOOTH, load_model
-    from .surface import volume_to_mesh
+    from .reconstruct import load_model
+    from .surface import SMOOTH, volume_to_mesh
 
     net, spec, _ = load_model(name, device="cpu")
 
@@ -133,7 +131,7 @@ def vrn_method(name: str):
         probs = predict_volume(net, sample["image"], landmarks=landmarks)
         if not (probs > 0.5).any():
             return None
-        v, f = volume_to_mesh(gaussian_filter(probs, SMOOTH), spec)
+        v, f = volume_to_mesh(probs, spec, smooth=SMOOTH)
         return front_facing(v, f, sample["affine"])
 
     run.spec = spec

@@ -29,12 +29,7 @@ import numpy as np
 
 from .config import VolumeSpec
 from .geometry import CropFrame
-
-# Gaussian smoothing (in voxels) of the soft volume before the iso-surface. The networks predict
-# the volume at 1/4 of the crop's resolution and upsample it bilinearly, which leaves a faint
-# 4-voxel grid of ridges on the surface of briefly trained models; sigma 1.5 removes them and
-# keeps the nose, lips and eye sockets (compared by eye on held-out SynthFaces; 0 turns it off).
-SMOOTH = 1.5
+from .surface import SMOOTH  # noqa: F401  (the default ``smooth``; notebooks read it here)
 
 
 @dataclass
@@ -223,8 +218,6 @@ def reconstruct(photo, *, landmarks=None, model=None, device=None, all_faces: bo
 
 def _reconstruct_face(image, face, net, spec: VolumeSpec, name: str, *, smooth: float, level: float,
                       faces_found: int, seconds: dict) -> Reconstruction:
-    from scipy.ndimage import gaussian_filter
-
     from .pretrained import predict_volume
     from .realdata import crop_image
     from .surface import mesh_crop_to_photo, sample_vertex_colours, volume_to_mesh
@@ -239,9 +232,8 @@ def _reconstruct_face(image, face, net, spec: VolumeSpec, name: str, *, smooth: 
     volume = predict_volume(net, crop, landmarks=crop_lm)
     seconds["network"] = time.perf_counter() - t
     t = time.perf_counter()
-    surface_volume = gaussian_filter(volume, smooth) if smooth > 0 else volume
     try:
-        v, f = volume_to_mesh(surface_volume, spec, level=level)
+        v, f = volume_to_mesh(volume, spec, level=level, smooth=smooth)
     except ValueError as e:
         raise ValueError(f"the network found no face in the crop ({e}); check the landmarks or try another model") from e
     v = mesh_crop_to_photo(v, frame)
