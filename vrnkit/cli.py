@@ -99,7 +99,7 @@ def cmd_reconstruct(args) -> int:
     from .reconstruct import load_model, reconstruct
 
     check_number(args.smooth, "--smooth", low=0, high=20, optional=True)
-    check_out_folder(args.out, "-o/--out")
+    out = check_out_folder(args.out, "-o/--out")
     if args.device == "auto":
         args.device = None  # load_model's own default: cuda if available
     if args.device is not None:
@@ -113,17 +113,17 @@ def cmd_reconstruct(args) -> int:
     if args.landmarks and len(photos) != 1:
         raise ValueError("--landmarks belongs to one photo; give exactly one PHOTO with it")
     load_model(args.model, device=args.device)  # a bad --model or --landmarks fails once, before any photo
+    landmarks = None
     if args.landmarks:
         from .detect import landmarks_from_file
 
-        landmarks_from_file(args.landmarks)
-    out = Path(args.out)
+        landmarks = landmarks_from_file(args.landmarks)  # read once, used for the one photo
     failed = []
     bar = tqdm(photos, desc="reconstruct", unit="photo", disable=args.no_progress or len(photos) == 1)
     for path in bar:
         try:
             image = read_photo(path)
-            recs = reconstruct(image, landmarks=args.landmarks, model=args.model, device=args.device,
+            recs = reconstruct(image, landmarks=landmarks, model=args.model, device=args.device,
                                all_faces=args.all_faces, detector=args.detector,
                                **({} if args.smooth is None else {"smooth": args.smooth}))
         except (ValueError, OSError) as e:
@@ -196,7 +196,7 @@ def describe_error(e: BaseException) -> str:
     """One line for an error the user can fix: vrnkit's own message, or what an OSError means."""
     if isinstance(e, OSError) and e.errno in OS_ERROR_FIXES and e.filename is not None:
         return OS_ERROR_FIXES[e.errno].format(path=e.filename) + (f" ({e.strerror})" if e.strerror else "")
-    if isinstance(e, MemoryError) or is_out_of_memory(e):
+    if is_out_of_memory(e):
         text = (str(e).strip().splitlines() or ["not enough memory"])[0]
         if "smaller" in text:  # already explained (train.explain_out_of_memory)
             return text

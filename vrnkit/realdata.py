@@ -47,8 +47,8 @@ from .config import VolumeSpec
 from .geometry import CropFrame
 from .morphable import WHERE_TO_GET, MorphableModel, load_morphable_model, model_to_photo, pose_angles, read_mat
 from .files import check_number, check_out_folder
-from .shards import (FORMAT_VERSION, claim_folder, list_shards, shard_is_complete, shard_path, write_index,
-                     write_shard)
+from .shards import (FORMAT_VERSION, claim_folder, ignore_ctrl_c, list_shards, shard_is_complete, shard_path,
+                     write_index, write_shard)
 from .voxel import Slab, canonical_fit, compose_affine, invert_affine, mesh_to_slab, slab_from_model
 
 SUBSETS_300WLP = ("AFW", "HELEN", "IBUG", "LFPW")
@@ -434,10 +434,7 @@ def _init_worker(kind, out, spec, model, split, y_up):
 
 
 def _init_pool_worker(*init):
-    """A pool worker leaves Ctrl-C to the main process, which stops it (no traceback from each)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_ctrl_c()
     _init_worker(*init)
 
 

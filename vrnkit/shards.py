@@ -131,6 +131,14 @@ def _remake_hint(shard) -> str:
             "(it rewrites only missing shards)")
 
 
+def ignore_ctrl_c() -> None:
+    """Pool initializer for shard writers (synth, prepare): a worker leaves Ctrl-C to the main
+    process, which stops it (no traceback from each worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def shard_is_complete(path, ids) -> bool:
     """True if ``path`` is a readable shard of this format holding exactly the samples ``ids``."""
     try:
@@ -190,7 +198,7 @@ def read_index(root) -> "pandas.DataFrame":
     try:
         df = pd.read_csv(index)
     except (ValueError, UnicodeDecodeError) as e:  # pandas' parser errors are ValueErrors
-        df, why = None, f"{type(e).__name__}: {str(e).strip()}"
+        why = f"{type(e).__name__}: {str(e).strip()}"
     else:
         missing = [c for c in ("shard", "row", "id") if c not in df.columns]
         why = f"no {', '.join(missing)} column" if missing else None

@@ -27,7 +27,8 @@ import numpy as np
 
 from .config import SEED, VOLUME_PRESETS, VolumeSpec
 from .files import check_number
-from .shards import FORMAT_VERSION, claim_folder, shard_is_complete, shard_path, write_index, write_shard
+from .shards import (FORMAT_VERSION, claim_folder, ignore_ctrl_c, shard_is_complete, shard_path, write_index,
+                     write_shard)
 
 BASIC_EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 TEST_IDENTITY_BASE = 1_000_000  # identity numbers >= this are never used for training
@@ -127,13 +128,6 @@ def _make_shard(job) -> str:
     return str(write_shard(root, number, [s for s, _ in pairs], [m for _, m in pairs]))
 
 
-def _ignore_ctrl_c() -> None:
-    """Pool workers leave Ctrl-C to the main process, which stops them (no traceback from each)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def check_generate_args(n, seed, shard_size, workers) -> None:
     """Raise ValueError naming the first bad argument of generate() and its allowed range."""
     check_number(n, "n (--n), the number of samples,", low=1, integer=True)
@@ -182,7 +176,7 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
 
         # fork on Linux (fast start, nothing to re-import); spawn where fork is unavailable.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with mp.get_context(method).Pool(min(workers, len(jobs)), initializer=_ignore_ctrl_c) as pool:
+        with mp.get_context(method).Pool(min(workers, len(jobs)), initializer=ignore_ctrl_c) as pool:
             for _ in pool.imap_unordered(_make_shard, jobs):
                 bar.update()
     else:
