@@ -216,6 +216,19 @@ def landmarks_to_heatmaps(landmarks: torch.Tensor, size: int, *, sigma: float = 
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)  # separable: (B, K, size_y, size_x)
 
 
+def jitter_landmarks(landmarks: torch.Tensor, nme: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, K, 2|3) landmarks moved in x and y by Gaussian noise whose mean distance is ``nme`` x
+    sqrt(w*h) of each face's landmark box (the size a landmark NME is measured against): a
+    landmark detector's error. ``generator``: a torch generator on the landmarks' device."""
+    xy = landmarks[..., :2]
+    size = (xy.amax(1) - xy.amin(1)).prod(-1).clamp_min(1e-6).sqrt()  # (B,)
+    sigma = nme * size / math.sqrt(math.pi / 2)  # per axis: the 2D norm's mean is sigma * sqrt(pi / 2)
+    noise = torch.randn(xy.shape, generator=generator, device=xy.device, dtype=xy.dtype)
+    noisy = landmarks.clone()
+    noisy[..., :2] += noise * sigma[:, None, None]
+    return noisy
+
+
 def heatmaps_to_landmarks(heatmaps: torch.Tensor, *, stride: float = 4.0) -> torch.Tensor:
     """Landmarks (B, K, 2) in crop pixels from heatmaps (B, K, h, w): the peak pixel's centre,
     moved a quarter pixel toward its larger neighbour in x and in y (as FAN does), so the

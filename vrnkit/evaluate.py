@@ -113,10 +113,13 @@ def fit_landmarks(landmarks2d, *, model: FaceModel | None = None, shape: bool = 
 def noisy_landmarks(landmarks, nme: float, rng) -> np.ndarray:
     """(68, 2|3) landmarks moved in x, y by Gaussian noise of mean distance ``nme`` x sqrt(w*h)
     of their box: a landmark detector's error (dlib's is about 0.045 on SynthFaces)."""
-    lm = np.array(landmarks, np.float64)
-    size = np.sqrt(np.prod(lm[:, :2].max(0) - lm[:, :2].min(0)))
-    lm[:, :2] += rng.normal(0, nme * size / np.sqrt(np.pi / 2), (len(lm), 2))
-    return lm
+    import torch
+
+    from .augment import jitter_landmarks
+
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))  # the noise follows rng
+    lm = torch.as_tensor(np.asarray(landmarks, np.float64))[None]
+    return jitter_landmarks(lm, nme, generator=generator)[0].numpy()
 
 
 def vrn_method(name: str):

@@ -146,10 +146,12 @@ def _face_region(photo, vertices, landmarks, box, size: int):
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_pretrained(name: str, device: str):
+def _cached(name: str, device: str, mtime: float):
+    """A shipped model or a checkpoint file, loaded once per (name, device, file time)."""
+    from .models import load_checkpoint
     from .pretrained import load_pretrained
 
-    return load_pretrained(name, device=device)
+    return load_pretrained(name, device=device) if mtime < 0 else load_checkpoint(name, map_location=device)
 
 
 def load_model(model=None, *, device=None):
@@ -157,7 +159,6 @@ def load_model(model=None, *, device=None):
     network. None: the default photo model (``pretrained.PHOTO_MODEL``). Loaded once per name."""
     import torch
 
-    from .models import load_checkpoint
     from .pretrained import PHOTO_MODEL, PRETRAINED, volume_spec_of
 
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -166,9 +167,11 @@ def load_model(model=None, *, device=None):
         return model.eval(), volume_spec_of(model.config), type(model).__name__
     name = str(model)
     if name in PRETRAINED:
-        net, config, extra = _cached_pretrained(name, device)
+        net, config, extra = _cached(name, device, -1.0)
     elif Path(name).suffix == ".pt" or Path(name).exists():
-        net, config, extra = load_checkpoint(name, map_location=device)
+        # a folder of photos reconstructs with one load; a rewritten file is loaded again
+        mtime = Path(name).stat().st_mtime if Path(name).is_file() else 0.0
+        net, config, extra = _cached(name, device, mtime)
     else:
         raise ValueError(f"unknown model {name!r}: give one of {sorted(PRETRAINED)} or the path of a .pt "
                          f"checkpoint written by `vrnkit train`")

@@ -32,7 +32,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import models
-from .augment import AugmentConfig, draw_params, landmarks_to_heatmaps, make_targets
+from .augment import AugmentConfig, draw_params, jitter_landmarks, landmarks_to_heatmaps, make_targets
 from .config import SEED, VolumeSpec, resolve_mode, seed_everything
 from .files import atomic_write, check_number, check_out_folder, remove_temp_files
 from .metrics import nme_estimate, volume_iou
@@ -207,17 +207,6 @@ def compute_loss(out: dict, volume: torch.Tensor, heatmaps: torch.Tensor | None,
         else vol_loss.new_zeros(())
     loss = config.volume_weight * vol_loss + config.heatmap_weight * hm_loss
     return loss, {"volume_loss": vol_loss.detach(), "heatmap_loss": hm_loss.detach()}
-
-
-def jitter_landmarks(landmarks: torch.Tensor, nme: float) -> torch.Tensor:
-    """(B, K, 2|3) landmarks moved in x and y by Gaussian noise whose mean distance is ``nme`` x
-    sqrt(w*h) of each face's landmark box (the size a landmark NME is measured against)."""
-    xy = landmarks[..., :2]
-    size = (xy.amax(1) - xy.amin(1)).prod(-1).clamp_min(1e-6).sqrt()  # (B,)
-    sigma = nme * size / math.sqrt(math.pi / 2)  # per axis: the 2D norm's mean is sigma * sqrt(pi / 2)
-    noisy = landmarks.clone()
-    noisy[..., :2] += torch.randn_like(xy) * sigma[:, None, None]
-    return noisy
 
 
 def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=None):
