@@ -77,7 +77,7 @@ def run_demo(out="out/demo", *, mode=None, weights=None, index: int = 11) -> dic
     # 1. A real photo.
     photo = astronaut()
     try:
-        rec = reconstruct(photo, model=model)
+        rec = reconstruct(photo, model=weights)  # by name: the picture and JSON say which model
     except ImportError as e:  # the photos extra is missing: the synthetic half still runs
         print(f"  skipped the astronaut: {e}")
     else:
