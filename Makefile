@@ -24,13 +24,13 @@ bench: install
 # Rebuild the shipped model vrnkit/weights/vrn-cpu.pt (about 45 min on 2 CPU cores): data,
 # training, then the weights with their training curve and validation table.
 weights: install
-	$(PYTHON) -m vrnkit synth --protocol synth-300wlp --preset quick --n 20000 --out data/synth-300wlp-quick
-	$(PYTHON) -m vrnkit synth --protocol synth-aflw2000 --preset quick --n 500 --out data/synth-aflw2000-quick
-	$(PYTHON) -m vrnkit synth --protocol synth-florence --preset quick --n 300 --out data/synth-florence-quick
-	$(PYTHON) -m vrnkit synth --protocol synth-bu4dfe --preset quick --n 252 --out data/synth-bu4dfe-quick
+	$(PYTHON) -m vrnkit synth --protocol synth-300wlp --preset cpu --n 20000 --out data/synth-300wlp-quick
+	$(PYTHON) -m vrnkit synth --protocol synth-aflw2000 --preset cpu --n 500 --out data/synth-aflw2000-quick
+	$(PYTHON) -m vrnkit synth --protocol synth-florence --preset cpu --n 300 --out data/synth-florence-quick
+	$(PYTHON) -m vrnkit synth --protocol synth-bu4dfe --preset cpu --n 252 --out data/synth-bu4dfe-quick
 	OMP_NUM_THREADS=1 $(PYTHON) -m vrnkit train --model vrn --preset cpu --data data/synth-300wlp-quick \
 		--out runs/vrn-cpu --epochs 8 --no-progress
-	$(PYTHON) -m vrnkit.pretrained runs/vrn-cpu --name vrn-cpu --eval data/synth-aflw2000-quick \
+	$(PYTHON) -m vrnkit export runs/vrn-cpu --name vrn-cpu --eval data/synth-aflw2000-quick \
 		data/synth-florence-quick data/synth-bu4dfe-quick
 
 # Rebuild vrnkit/weights/vrn-192.pt and vrn-guided-192.pt: needs one CUDA GPU with 16 CPU cores
@@ -42,9 +42,9 @@ weights-192: install
 		--init-dir runs/gpu192/export --seed 7 --lr 1e-4 --seconds 165 --workers 10
 	$(PYTHON) -m vrnkit synth --protocol synth-aflw2000 --preset paper --n 256 --out data/synth-aflw2000-paper
 	$(PYTHON) -m vrnkit synth --protocol synth-florence --preset paper --n 60 --out data/synth-florence-paper
-	$(PYTHON) -m vrnkit.pretrained runs/gpu192/vrn-192 --name vrn-192 --half --n 48 \
+	$(PYTHON) -m vrnkit export runs/gpu192/vrn-192 --name vrn-192 --half --n 48 \
 		--eval data/synth-aflw2000-paper data/synth-florence-paper
-	$(PYTHON) -m vrnkit.pretrained runs/gpu192-ft/vrn-guided-192 --name vrn-guided-192 --half --n 48 \
+	$(PYTHON) -m vrnkit export runs/gpu192-ft/vrn-guided-192 --name vrn-guided-192 --half --n 48 \
 		--eval data/synth-aflw2000-paper data/synth-florence-paper
 
 clean:

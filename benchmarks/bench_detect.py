@@ -20,7 +20,7 @@ import numpy as np
 from vrnkit import detect
 from vrnkit.config import VolumeSpec
 from vrnkit.photo import background_photo, paste_image
-from vrnkit.synth import make_sample
+from vrnkit.synthfaces.dataset import make_sample
 
 BINS = ((0, 30), (30, 60), (60, 90))
 STAGES = ("hog", "cnn", "landmarks")
@@ -29,7 +29,7 @@ REFERENCE_MS = {"hog": "19 (up 0) / 84 (up 1), astronaut", "landmarks": "0.7 per
 
 def pick_samples(n: int) -> dict:
     """The first n synth-aflw2000 indices in each yaw bin (by |yaw| from the metadata)."""
-    quick = VolumeSpec.preset("quick")  # the pose does not depend on the preset; quick is faster
+    quick = VolumeSpec.preset("cpu")  # the pose does not depend on the preset; quick is faster
     chosen = {b: [] for b in BINS}
     index = 0
     while any(len(v) < n for v in chosen.values()):

@@ -10,7 +10,7 @@ interocular distance, the same normaliser as the NME (VRN's NME on AFLW2000-3D: 
 The face is scaled with the crop (the paper's 90 px face at 192 px), so every resolution sees
 the same face on a finer or coarser grid. "ellipsoid": a closed, face-sized ellipsoid (icosphere)
 with landmark-like outer eye corners, voxelised by even-odd fill. "synthetic": the mean face of
-vrnkit.facegen (an open surface, filled from its front back to a flat back, like VRN's targets);
+vrnkit.synthfaces.model (an open surface, filled from its front back to a flat back, like VRN's targets);
 its error is also given over the NME's face region. Default: both.
 """
 import os
@@ -35,11 +35,11 @@ SIZES = (48, 64, 96, 128, 192)
 
 
 def spec_for(n: int) -> VolumeSpec:
-    """Paper proportions at crop size n: the paper preset at 192, the quick preset at 64."""
+    """Paper proportions at crop size n: the paper preset at 192, the cpu preset at 64."""
     if n == 192:
         return VolumeSpec.preset("paper")
     if n == 64:
-        return VolumeSpec.preset("quick")
+        return VolumeSpec.preset("cpu")
     return VolumeSpec(depth=int(round(n * 200 / 192)), height=n, width=n, depth_scale=2.0,
                       face_size=90.0 * n / 192)
 
@@ -64,21 +64,21 @@ def ellipsoid_face(spec: VolumeSpec):
 
 
 def synthetic_face(spec: VolumeSpec):
-    """Synthetic face (vrnkit.facegen, mean identity), front fill to a flat back.
+    """Synthetic face (vrnkit.synthfaces.model, mean identity), front fill to a flat back.
 
     Posed frontally in the crop by the paper's crop rule; filled from its front surface back to
     its deepest point. Returns (vertices, faces, landmark indices (68,), fill, back, face region).
     """
-    from vrnkit.facegen import FaceModel
+    from vrnkit.synthfaces.model import FaceModel
 
     model = FaceModel.default()
     v = np.asarray(model.vertices(), np.float64)
     faces = np.asarray(model.faces)
-    lm_idx = np.asarray(model.landmark_indices)
+    lm_idx = np.asarray(model.landmarks)
     frame = CropFrame.from_landmarks(v[lm_idx], size=spec.width, face_size=spec.face_size,
                                      depth_span=spec.depth_span)
     v = frame.photo_to_crop(v)
-    return v, faces, lm_idx, "front", float(v[:, 2].min()), np.asarray(model.face_region, bool)
+    return v, faces, lm_idx, "front", float(v[:, 2].min()), model.face_region
 
 
 def run(make):
@@ -108,7 +108,7 @@ def main(argv=None):
     if args.face in ("both", "synthetic"):
         try:
             synthetic_face(spec_for(48))
-        except (ImportError, AttributeError, TypeError) as e:  # facegen missing or a different API
+        except (ImportError, AttributeError, TypeError) as e:  # the face model missing or a different API
             print(f"synthetic face unavailable ({type(e).__name__}: {e})")
         else:
             run(synthetic_face)

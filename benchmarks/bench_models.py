@@ -17,16 +17,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from vrnkit.models import (
-    KINDS,
-    MODEL_PRESETS,
-    PAPER_VRN_PARAMS,
-    ModelConfig,
-    build_model,
-    format_table,
-    save_checkpoint,
-    summary_table,
-)
+from vrnkit.checkpoint import save_checkpoint
+from vrnkit.models import KINDS, MODEL_PRESETS, ModelConfig, build_model
+from vrnkit.modelsize import PAPER_VRN_PARAMS, format_table, summary_table
 
 
 def train_step_speed(config: ModelConfig, *, batch: int, steps: int) -> tuple[float, float]:

@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 from scipy.io import savemat
 
-from vrnkit.morphable import load_morphable_model, model_to_photo, toy_face_model
+from vrnkit.datasets.morphable import load_morphable_model, model_to_photo, toy_face_model
 from vrnkit.raster import rasterize
-from vrnkit.realdata import prepare
+from vrnkit.datasets.real import prepare
 
 GOAL = 61_225 / (30 * 60)  # samples per second
 

@@ -22,8 +22,8 @@ def _work(args):
     import numpy as np
 
     from vrnkit.config import VolumeSpec
-    from vrnkit.facegen import FaceModel
-    from vrnkit.render import random_pose, render_face
+    from vrnkit.synthfaces.model import FaceModel
+    from vrnkit.synthfaces.render import random_pose, render_face
 
     model, spec = FaceModel.default(), VolumeSpec.preset(spec_name)
     rng = np.random.default_rng(seed)
@@ -40,7 +40,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=200, help="samples per preset (split over the workers)")
     p.add_argument("--workers", type=int, default=1, help="processes rendering in parallel")
-    p.add_argument("--presets", nargs="+", default=["quick", "paper"])
+    p.add_argument("--presets", nargs="+", default=["cpu", "paper"])
     a = p.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one thread per worker process
     print(f"render_face throughput, {a.workers} worker(s), {os.cpu_count()} CPU(s); goal {GOAL:.0f} samples/s on 2 cores")

@@ -14,7 +14,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from vrnkit.config import VolumeSpec  # noqa: E402
-from vrnkit.synth import generate  # noqa: E402
+from vrnkit.synthfaces.dataset import generate  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser()
@@ -22,7 +22,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    for preset in ("paper", "quick"):
+    for preset in ("paper", "cpu"):
         spec = VolumeSpec.preset(preset)
         root = tempfile.mkdtemp()
         try:

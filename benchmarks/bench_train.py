@@ -22,11 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vrnkit import models, synth  # noqa: E402
+from vrnkit import models, modelsize  # noqa: E402
+
+from vrnkit.synthfaces import dataset as synth  # noqa: E402
 from vrnkit import train as T  # noqa: E402
 from vrnkit.augment import draw_params  # noqa: E402
 from vrnkit.config import VolumeSpec  # noqa: E402
-from vrnkit.shards import ShardDataset, collate  # noqa: E402
+from vrnkit.datasets.shards import ShardDataset, collate  # noqa: E402
 
 MFU_GOAL, TARGET_SHARE_GOAL = 0.35, 0.05
 
@@ -87,7 +89,7 @@ def bench(preset: str, kind: str, *, batch: int, steps: int, warmup: int, data_r
             times["targets"] += t2 - t1
             times["model"] += t3 - t2
     step = sum(times.values()) / steps
-    macs = models.count_macs(mcfg)
+    macs = modelsize.count_macs(mcfg)
     row = dict(preset=preset, kind=kind, batch=batch, images_s=batch / step, step_ms=1e3 * step,
                data_pct=100 * times["data"] / steps / step, targets_pct=100 * times["targets"] / steps / step,
                model_pct=100 * times["model"] / steps / step, gmacs=macs / 1e9,
@@ -115,7 +117,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for preset, kinds, batch, steps in plan:
-            size = "quick" if preset == "cpu" else "paper"
+            size = preset
             root = Path(tmp) / size
             if not root.exists():
                 synth.generate("synth-300wlp", root, n=max(2 * batch, 16), spec=VolumeSpec.preset(size),
@@ -128,7 +130,7 @@ def main() -> None:
     print()
     cols = ["preset", "kind", "batch", "images_s", "step_ms", "data_pct", "targets_pct", "model_pct", "gmacs",
             "tflops", "mfu_pct"]
-    print(models.format_table(rows, cols))
+    print(modelsize.format_table(rows, cols))
     print(f"\ndevice: {torch.cuda.get_device_name(device) if cuda else f'CPU, {torch.get_num_threads()} threads'}; "
           f"amp: {T.amp_dtype('auto', device)}; tflops = 6 x MACs x images / forward+backward time")
     print(f"references (issue goals, GPU): MFU >= {MFU_GOAL:.0%} of dense bf16 peak; target building "

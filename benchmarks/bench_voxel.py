@@ -17,11 +17,21 @@ import torch
 import trimesh
 
 from vrnkit.config import VolumeSpec
-from vrnkit.demo import synthetic_solid
 from vrnkit.voxel import mesh_to_volume, slab_from_model, slab_to_volume, slabs_to_volumes
 
 torch.set_num_threads(1)
 spec = VolumeSpec.preset("paper")
+
+
+def synthetic_solid(spec, *, subdivisions: int = 5):
+    """A closed, face-sized test solid in crop coordinates: an ellipsoid with a nose-like bump."""
+    m = trimesh.creation.icosphere(subdivisions=subdivisions)
+    v = np.asarray(m.vertices, np.float64)
+    bump = 0.35 * np.exp(-((v[:, 0] / 0.18) ** 2 + ((v[:, 1] - 0.05) / 0.3) ** 2)) * (v[:, 2] > 0)
+    v = v * (1 + bump[:, None] * [0, 0, 1])
+    s = spec.width / 192
+    v = v * [60 * s, 75 * s, 0.3 * spec.depth_span] + [spec.width / 2, spec.height / 2, spec.depth_span / 2]
+    return v, np.asarray(m.faces)
 
 
 def best_of(fn, n=7):

@@ -8,7 +8,7 @@ measured figures beside their goals at the end.
     python benchmarks/gpu_train_192.py --out runs/gpu192 --export OUT_DIR          # GPU, ~9 min
     python benchmarks/gpu_train_192.py --tiny --out /tmp/t --export /tmp/t/export  # CPU smoke test
 
-Then `python -m vrnkit.pretrained ...` (see the Makefile's weights-192 target) adds the curve and
+Then `vrnkit export ...` (see the Makefile's weights-192 target) adds the curve and
 the validation table beside the weights in vrnkit/weights/.
 """
 from __future__ import annotations
@@ -26,7 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vrnkit import models, synth  # noqa: E402
+from vrnkit import models  # noqa: E402
+from vrnkit.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+
+from vrnkit.synthfaces import dataset as synth  # noqa: E402
 from vrnkit.config import VolumeSpec  # noqa: E402
 
 RUNS = {"vrn-192": "vrn", "vrn-guided-192": "guided"}
@@ -113,7 +116,7 @@ def main() -> None:
         f"{os.cpu_count()} CPUs")
 
     # 1. Data: paper-size SynthFaces on every core (the trainer holds out the last 256 for validation).
-    spec = VolumeSpec.preset("quick" if args.tiny else "paper")
+    spec = VolumeSpec.preset("cpu" if args.tiny else "paper")
     data = args.out / "synth-300wlp"
     t = time.perf_counter()
     synth.generate("synth-300wlp", data, n=args.n, spec=spec, seed=args.seed, workers=os.cpu_count() or 2,
@@ -136,8 +139,8 @@ def main() -> None:
         if codes[name] != 0 or not (run / "model.pt").exists():
             rows.append(dict(model=name, status=f"failed ({codes[name]})"))
             continue
-        model, mcfg, extra = models.load_checkpoint(run / "model.pt", map_location="cpu")
-        models.save_checkpoint(export / f"{name}.pt", model, mcfg, extra=extra, half=True)  # CPU tensors
+        model, mcfg, extra = load_checkpoint(run / "model.pt", map_location="cpu")
+        save_checkpoint(export / f"{name}.pt", model, mcfg, extra=extra, half=True)  # CPU tensors
         model = model.to(device)
         (export / f"{name}-metrics.csv").write_bytes((run / "metrics.csv").read_bytes())
         m = pd.read_csv(run / "metrics.csv")

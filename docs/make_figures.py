@@ -22,11 +22,10 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vrnkit.pretrained import predict_volume  # noqa: E402
-from vrnkit.reconstruct import load_model, reconstruct  # noqa: E402
+from vrnkit.reconstruct import load_model, predict_volume, reconstruct  # noqa: E402
 from vrnkit.surface import SMOOTH, volume_to_mesh  # noqa: E402
-from vrnkit.synth import make_sample  # noqa: E402
-from vrnkit.viz import overlay_mesh, render_mesh  # noqa: E402
+from vrnkit.synthfaces.dataset import make_sample  # noqa: E402
+from vrnkit.meshviz import overlay_mesh, render_mesh  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 MODELS = ("vrn-cpu", "vrn-192", "vrn-guided-192")

@@ -1,6 +1,6 @@
 """Does a k3d snapshot of a face really render in a browser? Load it in headless Chromium and look.
 
-``vrnkit.viz.save_k3d_html`` writes a self-contained HTML file that draws the mesh with WebGL.
+``vrnkit.meshviz.save_k3d_html`` writes a self-contained HTML file that draws the mesh with WebGL.
 Nothing in Python can tell whether that file shows a face: only a browser can. This script
 builds a SynthFaces face mesh (sample -> slab -> volume -> marching cubes -> colours from the
 crop), saves its k3d snapshot, opens it in headless Chromium (WebGL through SwiftShader, no GPU),
@@ -12,7 +12,7 @@ standard library only), so the script waits in real time for k3d instead of gues
 ``--virtual-time-budget`` (k3d decodes its scene asynchronously, which virtual time does not
 always wait for). Needs Debian's ``chromium`` package (``apt-get install -y chromium``).
 
-    python tests/browser_check.py [--out DIR] [--preset quick|paper]
+    python tests/browser_check.py [--out DIR] [--preset cpu|paper]
 
 prints what it measured and the screenshot's path; exit status 0 when the face is visible.
 tests/test_viz.py runs it when Chromium is installed.
@@ -170,12 +170,12 @@ def screenshot(html, png, *, size=(900, 700), timeout: float = 90, chromium: str
     return dict(png=str(png), state=state, console=console, seconds=time.monotonic() - t0)
 
 
-def face_snapshot(out, *, preset: str = "quick", index: int = 3) -> dict:
+def face_snapshot(out, *, preset: str = "cpu", index: int = 3) -> dict:
     """A SynthFaces face as a coloured marching-cubes mesh in a k3d snapshot -> dict of paths and sizes."""
     from vrnkit.config import VolumeSpec
     from vrnkit.surface import sample_vertex_colours, volume_to_mesh
-    from vrnkit.synth import make_sample
-    from vrnkit.viz import mesh_k3d, save_k3d_html
+    from vrnkit.synthfaces.dataset import make_sample
+    from vrnkit.meshviz import mesh_k3d, save_k3d_html
     from vrnkit.voxel import Slab, slab_to_volume
 
     spec = VolumeSpec.preset(preset)
@@ -221,7 +221,7 @@ def face_is_visible(stats: dict) -> bool:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=None, help="folder for the HTML and the screenshot (default: a new temp dir)")
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    p.add_argument("--preset", default="cpu", choices=["cpu", "colab", "paper"])
     args = p.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="vrnkit-browser-"))
     chromium = find_chromium()

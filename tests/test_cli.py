@@ -13,9 +13,9 @@ def test_voxelise_writes_a_volume_and_the_recovered_mesh(tmp_path):
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=3.0)
     mesh_path = tmp_path / "ball.obj"
     sphere.export(mesh_path)
-    assert cli.main(["voxelise", str(mesh_path), "--out", str(tmp_path / "out"), "--preset", "quick"]) == 0
+    assert cli.main(["voxelise", str(mesh_path), "--out", str(tmp_path / "out"), "--preset", "cpu"]) == 0
     vol = np.load(tmp_path / "out" / "ball_volume.npy")
-    spec = VolumeSpec.preset("quick")
+    spec = VolumeSpec.preset("cpu")
     assert vol.shape == spec.shape and vol.dtype == bool
     # Fitted into 80 % of the crop: a ball of diameter 0.8 * 32 px of depth span = 25.6 px.
     # Its volume in voxels: (4/3) pi r^3 with r = 12.8 px, times depth_scale slices per px.

@@ -15,7 +15,7 @@ from vrnkit import detect
 from vrnkit.config import VolumeSpec
 from vrnkit.detect import detect_faces, face_from_landmarks, landmarks_from_file
 from vrnkit.photo import background_photo, paste_image, read_photo
-from vrnkit.synth import make_sample
+from vrnkit.synthfaces.dataset import make_sample
 
 sys.path.insert(0, str(Path(__file__).parent))  # for test_photo, whatever pytest's import mode
 from test_photo import run_measuring_memory  # noqa: E402
@@ -99,7 +99,7 @@ def test_near_frontal_synthetic_faces_are_found_with_accurate_landmarks():
     # 0.6 the face (68-landmark box) is about 54 px across. dlib's points differ from the
     # synthetic ground truth by ~4.5% of the face size on average (mostly definitions: where
     # the jaw contour and the brows lie), i.e. ~2.5 px here and ~4 px at the paper's 90 px.
-    metas = [make_sample("synth-aflw2000", i, spec=VolumeSpec.preset("quick"))[1] for i in range(100)]
+    metas = [make_sample("synth-aflw2000", i, spec=VolumeSpec.preset("cpu"))[1] for i in range(100)]
     frontal = sorted(range(100), key=lambda i: abs(metas[i]["yaw"]))[:6]
     errors = []
     for n, i in enumerate(frontal):
@@ -114,7 +114,7 @@ def test_near_frontal_synthetic_faces_are_found_with_accurate_landmarks():
 @needs_dlib
 def test_auto_falls_back_to_the_cnn_for_profiles():
     # HOG finds no face turned beyond ~60 deg; "auto" then runs the CNN detector.
-    metas = [make_sample("synth-aflw2000", i, spec=VolumeSpec.preset("quick"))[1] for i in range(10)]
+    metas = [make_sample("synth-aflw2000", i, spec=VolumeSpec.preset("cpu"))[1] for i in range(10)]
     profiles = [i for i in range(10) if abs(metas[i]["yaw"]) > 60][:3]
     found = 0
     for i in profiles:

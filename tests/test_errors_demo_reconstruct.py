@@ -38,11 +38,12 @@ RECONSTRUCT = [
 ]
 
 DEMO = [
+    (["--device", "bogus"], ["--device", "'bogus' is not a device"]),
     (["--index", "-1"], ["--index", "[0, 1000000]", "got -1"]),
     (["--out", "{t}/a-file"], ["--out", "a-file", "is a file, not a folder"]),
-    (["--weights", "vrn-huge"], ["unknown model 'vrn-huge'"]),
-    (["--weights", "{t}/missing.pt"], ["missing.pt", "does not exist"]),
-    (["--weights", "{t}/broken.pt"], ["broken.pt", "truncated or corrupt"]),
+    (["--model", "vrn-huge"], ["unknown model 'vrn-huge'"]),
+    (["--model", "{t}/missing.pt"], ["missing.pt", "does not exist"]),
+    (["--model", "{t}/broken.pt"], ["broken.pt", "truncated or corrupt"]),
 ]
 
 CASES = [("reconstruct", a, w) for a, w in RECONSTRUCT] + [("demo", a, w) for a, w in DEMO]
@@ -64,7 +65,7 @@ def test_bad_input_is_one_line_and_writes_nothing(place, capsys, command, args, 
     (["reconstruct", "x.jpg", "--smooth", "much"], ["--smooth", "invalid float value"]),
     (["reconstruct", "x.jpg", "--detector", "eyes"], ["--detector", "invalid choice"]),
     (["demo", "--index", "eleven"], ["--index", "invalid int value"]),
-    (["demo", "--mode", "fast"], ["--mode", "invalid choice"]),
+    (["demo", "--mode", "fast"], ["unrecognized arguments: --mode"]),  # demo has no modes: it runs the shipped models
 ])
 def test_unparsable_options_give_the_usage(capsys, argv, words):
     rc, _, err = run(argv, capsys)

@@ -21,16 +21,17 @@ import torch
 
 from test_errors_cli import one_thread, run, snapshot  # noqa: F401  (a fixture)
 from test_train import TINY, tiny, write_dataset
-from vrnkit import synth, train as T
+from vrnkit.synthfaces import dataset as synth
+from vrnkit import train as T
 from vrnkit.config import VolumeSpec
-from vrnkit.shards import list_shards, read_index
+from vrnkit.datasets.shards import list_shards, read_index
 
 TESTS = Path(__file__).resolve().parent
 pytestmark = pytest.mark.usefixtures("one_thread")
-SYNTH = ["synth", "--preset", "quick", "--n", "12", "--shard-size", "2", "--seed", "0", "--workers", "2",
+SYNTH = ["synth", "--preset", "cpu", "--n", "12", "--shard-size", "2", "--seed", "0", "--workers", "2",
          "--no-progress"]
 # `vrnkit synth` with 0.2 s more per sample (the workers are forked, so they inherit the patch)
-SLOW_SYNTH = ("import sys, time, vrnkit.synth as s; from vrnkit.cli import main; real = s.make_sample; "
+SLOW_SYNTH = ("import sys, time, vrnkit.synthfaces.dataset as s; from vrnkit.cli import main; real = s.make_sample; "
               "s.make_sample = lambda *a, **k: (time.sleep(0.2), real(*a, **k))[1]; sys.exit(main(sys.argv[1:]))")
 # a tiny training run (as `vrnkit train` runs it) that pauses at step STOP, for the test to stop it there
 PAUSING_TRAIN = ("import sys, time, torch; torch.set_num_threads(1); sys.path.insert(0, {tests!r}); "
@@ -72,7 +73,7 @@ def check_stopped(rc, err, sig) -> None:
 def whole(tmp_path_factory):
     """The reference: the same dataset written by one uninterrupted run."""
     root = tmp_path_factory.mktemp("whole") / "synth"
-    synth.generate("synth-300wlp", root, n=12, shard_size=2, seed=0, spec=VolumeSpec.preset("quick"), workers=1,
+    synth.generate("synth-300wlp", root, n=12, shard_size=2, seed=0, spec=VolumeSpec.preset("cpu"), workers=1,
                    progress=False)
     return root
 

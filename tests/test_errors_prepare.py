@@ -9,9 +9,9 @@ import pytest
 
 from test_errors_cli import deny_writes, expect_failure, fill_disk_after_one_shard, run, snapshot
 from test_errors_synth import made  # noqa: F401  (a SynthFaces folder, as a fixture)
-from test_realdata import make_aflw2000_fixture
-from vrnkit import realdata
-from vrnkit.shards import list_shards, read_index, read_shard
+from test_datasets_real import make_aflw2000_fixture
+from vrnkit.datasets import real as realdata
+from vrnkit.datasets.shards import list_shards, read_index, read_shard
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def run_quietly(args) -> int:
 
 def argv(out, *flags, dataset="aflw2000", **options):
     """`vrnkit prepare` with the reference options; options=None leaves one out."""
-    opts = {"preset": "quick", "shard_size": 1, "workers": 1, "out": out, **options}
+    opts = {"preset": "cpu", "shard_size": 1, "workers": 1, "out": out, **options}
     args = ["prepare", dataset, *flags, "--no-progress"]
     for k, v in opts.items():
         if v is not None:
@@ -122,7 +122,7 @@ def test_unparsable_options_give_the_usage(aflw, tmp_path, capsys, options, word
 def test_prepare_checks_its_arguments(aflw, tmp_path, kw, words):
     root, model_dir, _ = aflw
     with pytest.raises(ValueError, match=words):
-        realdata.prepare("aflw2000", root, tmp_path / "d", model=model_dir, preset="quick", progress=False, **kw)
+        realdata.prepare("aflw2000", root, tmp_path / "d", model=model_dir, preset="cpu", progress=False, **kw)
     assert not (tmp_path / "d").exists()
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from test_errors_cli import deny_writes, expect_failure, fill_disk_after_one_shard, run, snapshot
-from vrnkit import synth
+from vrnkit.synthfaces import dataset as synth
 from vrnkit.config import VolumeSpec
-from vrnkit.shards import list_shards, read_index, read_shard
+from vrnkit.datasets.shards import FORMAT_VERSION, list_shards, read_index, read_shard
 
-QUICK = VolumeSpec.preset("quick")
+QUICK = VolumeSpec.preset("cpu")
 SETTINGS = dict(n=4, shard_size=2, seed=0)  # the reference dataset below
 
 
@@ -27,7 +27,7 @@ def made(tmp_path_factory):
 
 
 def argv(out, *extra):
-    return ["synth", "--preset", "quick", "--n", "4", "--shard-size", "2", "--seed", "0", "--workers", "1",
+    return ["synth", "--preset", "cpu", "--n", "4", "--shard-size", "2", "--seed", "0", "--workers", "1",
             "--no-progress", "--out", out, *extra]
 
 
@@ -58,7 +58,7 @@ def folder(kind, made, tmp_path):
         (out / "prepare.json").write_text(json.dumps(dict(kind="aflw2000", source="/data/AFLW2000", samples=4)))
     elif kind == "legacy":  # what vrnkit wrote before the common manifest: the same settings
         manifest.write_text(json.dumps(dict(protocol="synth-300wlp", n=4, seed=0, shard_size=2,
-                                            spec=QUICK.to_dict(), format_version=1)))
+                                            spec=QUICK.to_dict(), format_version=FORMAT_VERSION)))
     return out
 
 
@@ -190,7 +190,7 @@ def test_a_corrupt_shard_names_the_command_that_writes_it_again(made, tmp_path):
     bad = list_shards(out)[0]
     bad.write_bytes(bad.read_bytes()[:300])
     with pytest.raises(ValueError, match=r"truncated or corrupt.*delete it and run `vrnkit synth --protocol "
-                                         r"synth-300wlp --n 4 --seed 0 --shard-size 2 --preset quick --out"):
+                                         r"synth-300wlp --n 4 --seed 0 --shard-size 2 --preset cpu --out"):
         read_shard(bad)
 
 

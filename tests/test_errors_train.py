@@ -15,7 +15,7 @@ from test_errors_cli import expect_failure, one_thread, run, snapshot  # noqa: F
 from test_train import TINY, make_sample, tiny, write_dataset
 from vrnkit import files, train as T
 from vrnkit.config import VolumeSpec
-from vrnkit.shards import write_index, write_shard
+from vrnkit.datasets.shards import write_index, write_shard
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,7 +31,7 @@ def data64(tmp_path_factory):
     """4 faces at the cpu preset's 64x64, for runs through the command line."""
     root = tmp_path_factory.mktemp("data64")
     rng = np.random.default_rng(0)
-    spec = VolumeSpec.preset("quick")
+    spec = VolumeSpec.preset("cpu")
     rows = [dict(id=f"f{i}", split="train") for i in range(4)]
     write_shard(root, 0, [make_sample(rng, spec) for _ in range(4)], rows)
     write_index(root)
@@ -110,7 +110,6 @@ def test_unparsable_options_give_the_usage(data64, tmp_path, capsys, extra, word
     (dict(lr_drop=2.0), "lr_drop must be a number in .0, 1."),
     (dict(log_every=0), "log_every"),
     (dict(max_val_samples=0), "max_val_samples"),
-    (dict(depth_scale=0.0), "depth_scale"),
     (dict(val_holdout=-1), "val_holdout"),
     (dict(batch_size=2.5), "batch_size .--batch-size. must be a positive whole number"),
     (dict(batch_size=True), "got True"),
@@ -121,6 +120,22 @@ def test_train_config_is_checked(data, tmp_path, kw, words):
     with pytest.raises(ValueError, match=words):
         T.train(tiny(data, tmp_path / "run", **kw))
     assert not (tmp_path / "run").exists()
+
+
+def test_data_made_for_another_preset_is_refused_before_training(tmp_path, capsys):
+    """A run takes its volume spec from its dataset's manifest: cpu-preset SynthFaces (64 px crops,
+    64 slices) cannot train the colab network (192 px, 200 slices), and the error says so."""
+    from vrnkit.synthfaces.dataset import generate
+    from vrnkit.train import data_volume_spec
+    from vrnkit.models import ModelConfig
+
+    data = tmp_path / "cpu-faces"
+    generate("synth-300wlp", data, n=2, spec=VolumeSpec.preset("cpu"), workers=1, progress=False)
+    assert data_volume_spec(data, ModelConfig.preset("cpu")) == VolumeSpec.preset("cpu")
+    rc, _, err = run(["train", "--preset", "colab", "--data", data, "--out", tmp_path / "out", "--steps", "1",
+                      "--no-progress"], capsys)
+    expect_failure(rc, err, ["64x64 crops with 64-slice volumes", "192x192 -> 200 slices", "--preset"])
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------------------------------------

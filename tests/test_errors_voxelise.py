@@ -67,7 +67,7 @@ def test_bad_meshes_and_outputs_are_one_line_and_write_nothing(tmp_path, capsys,
     (tmp_path / "a-file").write_text("a file")
     before = snapshot(tmp_path)
     extra = [e.format(tmp=tmp_path) for e in extra]
-    rc, _, err = run(["voxelise", tmp_path / name, "--preset", "quick", "--out", tmp_path / "out", *extra], capsys)
+    rc, _, err = run(["voxelise", tmp_path / name, "--preset", "cpu", "--out", tmp_path / "out", *extra], capsys)
     expect_failure(rc, err, words, before)
     assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
 
@@ -90,13 +90,13 @@ def mesh(tmp_path):
 
 def test_permission_denied_names_the_folder(mesh, tmp_path, capsys, monkeypatch):
     deny_writes(monkeypatch, tmp_path / "out")
-    rc, _, err = run(["voxelise", mesh, "--preset", "quick", "--out", tmp_path / "out"], capsys)
+    rc, _, err = run(["voxelise", mesh, "--preset", "cpu", "--out", tmp_path / "out"], capsys)
     expect_failure(rc, err, ["permission denied for", str(tmp_path / "out")])
 
 
 def test_a_full_disk_names_the_file(mesh, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(np, "save", disk_full)
-    rc, _, err = run(["voxelise", mesh, "--preset", "quick", "--out", tmp_path / "out"], capsys)
+    rc, _, err = run(["voxelise", mesh, "--preset", "cpu", "--out", tmp_path / "out"], capsys)
     expect_failure(rc, err, ["the disk is full", "ball_volume.npy"])
     assert not [p for p in (tmp_path / "out").iterdir()]  # no half-written file
 
@@ -106,7 +106,7 @@ def test_ctrl_c_is_one_line(mesh, tmp_path, capsys, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("vrnkit.voxel.mesh_to_volume", interrupted)
-    rc, _, err = run(["voxelise", mesh, "--preset", "quick", "--out", tmp_path / "out"], capsys)
+    rc, _, err = run(["voxelise", mesh, "--preset", "cpu", "--out", tmp_path / "out"], capsys)
     expect_failure(rc, err, ["vrnkit voxelise: interrupted"], status=130)
     assert "resume" not in err
 
@@ -115,7 +115,7 @@ def test_a_good_mesh_still_works_and_replaces_only_its_own_outputs(mesh, tmp_pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "other_volume.npy").write_bytes(b"someone else's")
-    rc, stdout, _ = run(["voxelise", mesh, "--preset", "quick", "--out", out], capsys)
+    rc, stdout, _ = run(["voxelise", mesh, "--preset", "cpu", "--out", out], capsys)
     assert rc == 0 and "ball_volume.npy" in stdout and np.load(out / "ball_volume.npy").any()
     assert (out / "other_volume.npy").read_bytes() == b"someone else's"
-    assert cli.main(["voxelise", str(mesh), "--preset", "quick", "--out", str(out)]) == 0
+    assert cli.main(["voxelise", str(mesh), "--preset", "cpu", "--out", str(out)]) == 0

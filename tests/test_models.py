@@ -14,20 +14,9 @@ import torch
 from torch import nn
 
 from vrnkit.config import VolumeSpec
-from vrnkit.models import (
-    CHECKPOINT_VERSION,
-    KINDS,
-    MODEL_PRESETS,
-    ModelConfig,
-    Residual,
-    build_model,
-    count_macs,
-    count_parameters,
-    load_checkpoint,
-    model_summary,
-    save_checkpoint,
-    summary_table,
-)
+from vrnkit.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from vrnkit.models import KINDS, MODEL_PRESETS, ModelConfig, Residual, build_model, count_parameters
+from vrnkit.modelsize import count_macs, model_summary, summary_table
 
 CPU = {kind: ModelConfig.preset("cpu", kind=kind) for kind in KINDS}
 
@@ -63,7 +52,7 @@ def test_presets_match_the_design():
     assert (paper.features, paper.image_size, paper.depth, paper.stacks) == (256, 192, 200, 2)
     colab = ModelConfig.preset("colab")
     assert (colab.image_size, colab.depth) == (192, 200)
-    quick = VolumeSpec.preset("quick")
+    quick = VolumeSpec.preset("cpu")
     cpu = ModelConfig.preset("cpu")
     assert (cpu.depth, cpu.image_size, cpu.image_size) == quick.shape
     assert VolumeSpec.preset("paper").shape == (paper.depth, paper.image_size, paper.image_size)

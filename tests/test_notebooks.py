@@ -32,7 +32,7 @@ EXPECTED = {
         text=["face 0:", "found by hog", "seconds per stage:", "offline HTML view:"]),
     "01_synthfaces.ipynb": dict(
         files=[OUT / "01_gallery.png", OUT / "01_poses.png", OUT / "01_overlay.png",
-               Path("data") / "synth-300wlp-quick-64" / "index.csv"],
+               Path("data") / "synth-300wlp-cpu-64" / "index.csv"],
         text=["64 faces in", "64 samples in 1 shard", "voxels inside"]),
     "02_volumes_and_meshes.ipynb": dict(
         files=[OUT / "02_face.obj", OUT / "02_face.ply", OUT / "02_face.glb", OUT / "02_face_k3d.html",
@@ -164,7 +164,7 @@ def test_notebook_runs_end_to_end(path, tmp_path, monkeypatch):
     print(f"{path.name}: {seconds:.1f} s")
     text = text_of(nb)
     assert re.search(r"vrnkit quick mode on \w+ \(smoke-test sizes\)", text), "the setup cell's mode banner is missing"
-    assert "(64, 64, 64)" in text  # the quick preset it resolved
+    assert "(64, 64, 64)" in text  # the cpu preset that quick mode resolved
     assert len(pictures(nb)) >= 3, "a notebook about pictures shows too few of them"
     expected = EXPECTED.get(path.name, {})
     for f in expected.get("files", []):
@@ -176,16 +176,16 @@ def test_notebook_runs_end_to_end(path, tmp_path, monkeypatch):
 
 
 def test_dataset_notebook_switches_to_real_data_when_a_path_is_set(tmp_path, monkeypatch):
-    from test_realdata import make_300wlp_fixture
+    from test_datasets_real import make_300wlp_fixture
 
-    from vrnkit.shards import read_index
+    from vrnkit.datasets.shards import read_index
 
     root, model_dir = make_300wlp_fixture(tmp_path / "fixture", n=6)
     run = tmp_path / "run"
     run.mkdir()
     nb, _ = run_notebook(ROOT / "notebooks" / "01_synthfaces.ipynb", run, monkeypatch,
                          VRNKIT_REAL_DATA=root, VRNKIT_MORPHABLE_MODEL=model_dir)
-    converted = run / "data" / "300wlp-quick"
+    converted = run / "data" / "300wlp-cpu"
     index = read_index(converted)
     assert len(index) == 6 and set(index["source"]) == {"300w-lp"}
     assert not list((run / "data").glob("synth-300wlp-*")), "no synthetic set is made when real data is used"

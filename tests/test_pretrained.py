@@ -4,18 +4,20 @@ import pytest
 import trimesh
 
 from vrnkit import pretrained
+from vrnkit.checkpoint import volume_spec_of
 from vrnkit.config import VolumeSpec
 from vrnkit.metrics import volume_iou
-from vrnkit.synth import make_sample
+from vrnkit.reconstruct import predict_volume
+from vrnkit.synthfaces.dataset import make_sample
 from vrnkit.voxel import Slab, slab_to_volume
 
 
 def test_shipped_model_reconstructs_held_out_faces():
     model, config, _ = pretrained.load_pretrained()
-    spec = pretrained.volume_spec_of(config)
-    assert spec == VolumeSpec.preset("quick")
+    spec = volume_spec_of(config)
+    assert spec == VolumeSpec.preset("cpu")
     samples = [make_sample("synth-florence", i, spec=spec)[0] for i in range(0, 30, 5)]
-    probs = pretrained.predict_volume(model, np.stack([s["image"] for s in samples]))
+    probs = predict_volume(model, np.stack([s["image"] for s in samples]))
     assert probs.shape == (len(samples),) + spec.shape and probs.min() >= 0 and probs.max() <= 1
     targets = np.stack([slab_to_volume(Slab(s["front"], s["mask"], s["back"], s["affine"]), spec) for s in samples])
     iou = volume_iou(probs, targets)
@@ -26,7 +28,7 @@ def test_shipped_model_reconstructs_held_out_faces():
 def test_predict_volume_refuses_a_wrong_crop():
     model, _, _ = pretrained.load_pretrained()
     with pytest.raises(ValueError, match="64x64"):
-        pretrained.predict_volume(model, np.zeros((100, 100, 3), np.uint8))
+        predict_volume(model, np.zeros((100, 100, 3), np.uint8))
     with pytest.raises(ValueError, match="unknown pretrained"):
         pretrained.load_pretrained("vrn-huge")
 
@@ -45,13 +47,13 @@ def test_demo_writes_coloured_meshes_and_a_picture(tmp_path):
 
 
 def test_export_ships_a_run_with_curve_and_table(tmp_path, monkeypatch):
-    from vrnkit.synth import generate
+    from vrnkit.synthfaces.dataset import generate
     from vrnkit.train import TrainConfig, train
 
     data = tmp_path / "data"
-    generate("synth-300wlp", data, n=16, spec=VolumeSpec.preset("quick"), shard_size=8, workers=1, progress=False)
+    generate("synth-300wlp", data, n=16, spec=VolumeSpec.preset("cpu"), shard_size=8, workers=1, progress=False)
     test = tmp_path / "test"
-    generate("synth-florence", test, n=4, spec=VolumeSpec.preset("quick"), workers=1, progress=False)
+    generate("synth-florence", test, n=4, spec=VolumeSpec.preset("cpu"), workers=1, progress=False)
     run = tmp_path / "run"
     train(TrainConfig(data=str(data), out=str(run), steps=4, batch_size=4, val_holdout=4, progress=False,
                       model_options=dict(features=16, hourglass_depth=2)))
@@ -73,10 +75,10 @@ def test_full_resolution_models_are_small_and_reconstruct_held_out_faces(name, b
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     model, config, extra = pretrained.load_pretrained(name)
-    spec = pretrained.volume_spec_of(config, extra)
+    spec = volume_spec_of(config, extra)
     assert spec == VolumeSpec.preset("paper")
     samples = [make_sample("synth-florence", i, spec=spec)[0] for i in (0, 7, 14)]
-    probs = pretrained.predict_volume(model, np.stack([s["image"] for s in samples]),
+    probs = predict_volume(model, np.stack([s["image"] for s in samples]),
                                       landmarks=np.stack([s["landmarks"] for s in samples]))
     targets = np.stack([slab_to_volume(Slab(s["front"], s["mask"], s["back"], s["affine"]), spec) for s in samples])
     iou = volume_iou(probs, targets)

@@ -11,17 +11,14 @@ from PIL import Image
 from skimage.data import astronaut
 
 from vrnkit.config import VolumeSpec
-from vrnkit.facegen import FaceModel
 from vrnkit.metrics import nme
 from vrnkit.photo import background_photo, paste_image
-from vrnkit.pretrained import front_facing
-from vrnkit.reconstruct import Reconstruction, reconstruct
-from vrnkit.synth import make_sample
+from vrnkit.reconstruct import Reconstruction, front_facing, reconstruct
+from vrnkit.synthfaces.dataset import make_sample
 
 pytest.importorskip("dlib", reason="the photos extra (pip install 'vrnkit[photos]') is part of `make test`")
 
 PAPER = VolumeSpec.preset("paper")
-REGION = FaceModel.default().face_region
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +45,9 @@ def test_a_face_pasted_into_a_photo_is_found_and_reconstructed_in_place(index):
     assert rec.source == "hog" and rec.faces_found == 1
     assert np.linalg.norm(rec.landmarks[:, :2] - lm[:, :2], axis=1).mean() < 5.0
     pred = front_facing(rec.vertices, rec.faces, sample["affine"])
-    assert nme(vertices[REGION], pred, lm) < 0.12
+    assert nme(vertices, pred, lm) < 0.12
     # the same mesh 15 px to the side is far worse: the bound above checks the placement
-    assert nme(vertices[REGION], pred + [15, 0, 0], lm) > 0.15
+    assert nme(vertices, pred + [15, 0, 0], lm) > 0.15
 
 
 def test_the_astronaut_gets_a_face_sized_mesh_over_her_face(astronaut_rec):
@@ -155,7 +152,7 @@ def test_an_8000_px_photo_stays_under_2_gb(tmp_path):
     big = Image.fromarray(astronaut()).resize((8000, 8000), Image.BILINEAR)
     big.save(tmp_path / "big.jpg", quality=85)
     del big
-    code = ("import resource, json, sys; from vrnkit.reconstruct import reconstruct; "
+    code = ("import resource, json, sys; from vrnkit.reconstruct import front_facing, reconstruct; "
             f"r = reconstruct({str(tmp_path / 'big.jpg')!r}); "
             "print(json.dumps(dict(rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
             "box=list(r.box), lo=r.vertices.min(0).tolist(), hi=r.vertices.max(0).tolist())))")

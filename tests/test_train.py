@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from vrnkit import models, train as T
+from vrnkit.checkpoint import CheckpointError, load_checkpoint
 from vrnkit.config import VolumeSpec, seed_everything
-from vrnkit.shards import ShardDataset, collate, write_index, write_shard
+from vrnkit.datasets.shards import ShardDataset, collate, write_index, write_shard
 from vrnkit.voxel import Slab, slab_to_volume
 
 S = 32  # crop size of the test data
@@ -110,7 +111,7 @@ def test_overfits_a_handful_of_samples(tmp_path):
     assert list(steps.step) == list(range(1, 401)) and len(df[df.kind == "epoch"]) == 40
     assert steps.loss.iloc[-10:].mean() < 0.2 * steps.loss.iloc[:3].mean()
     assert {"images_per_s", "lr", "volume_loss", "heatmap_loss", "val_iou", "val_nme"} <= set(df.columns)
-    model, config, _ = models.load_checkpoint(tmp_path / "run" / "model.pt")
+    model, config, _ = load_checkpoint(tmp_path / "run" / "model.pt")
     assert config.features == 32 and config.image_size == S
 
 
@@ -166,7 +167,7 @@ def test_two_processes_match_one(data, tmp_path):
         single = T.train(tiny(data, tmp_path / "single", accumulate=2, **kw))
     finally:
         torch.set_num_threads(threads)
-    ddp, _, extra = models.load_checkpoint(tmp_path / "ddp" / "model.pt")
+    ddp, _, extra = load_checkpoint(tmp_path / "ddp" / "model.pt")
     assert extra["step"] == 3
     p_ddp, p_one = dict(ddp.named_parameters()), dict(single["model"].named_parameters())
     for k, v in p_one.items():
@@ -210,13 +211,13 @@ def test_no_shards_names_the_folder_and_the_fix(tmp_path):
 def test_resume_refuses_another_model_and_truncated_files(data, tmp_path):
     out = tmp_path / "run"
     T.train(tiny(data, out, steps=1, model_options=dict(TINY, features=16)))
-    with pytest.raises(models.CheckpointError, match="features=16 .expected 32.*another --out"):
+    with pytest.raises(CheckpointError, match="features=16 .expected 32.*another --out"):
         T.train(tiny(data, out, steps=2))
-    with pytest.raises(models.CheckpointError, match="guided"):
+    with pytest.raises(CheckpointError, match="guided"):
         T.train(tiny(data, out, steps=2, model="guided", model_options=dict(TINY, features=16)))
     blob = (out / "last.pt").read_bytes()
     (out / "last.pt").write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(models.CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
         T.train(tiny(data, out, steps=2, model_options=dict(TINY, features=16)))
 
 
@@ -277,15 +278,12 @@ def test_rank_batches_cut_global_batches():
 
 
 def test_cli_builds_the_config(tmp_path):
-    import argparse
+    from vrnkit import cli
 
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    T.add_cli(sub)
-    args = parser.parse_args(["train", "--model", "guided", "--preset", "colab", "--data", "d", "--out", "o",
-                              "--epochs", "3", "--batch-size", "2", "--no-augment"])
-    assert args.func is T.run_cli
-    cfg = T.config_from_args(args)
+    args = cli.build_parser().parse_args(["train", "--model", "guided", "--preset", "colab", "--data", "d", "--out", "o",
+                                          "--epochs", "3", "--batch-size", "2", "--no-augment"])
+    assert args.func is cli.cmd_train
+    cfg = cli.train_config_from_args(args)
     assert (cfg.model, cfg.model_preset, cfg.data, cfg.out, cfg.epochs, cfg.batch_size, cfg.augment) == \
         ("guided", "colab", "d", "o", 3, 2, False)
     assert cfg.lr == 1e-4  # untouched fields come from the preset
@@ -320,7 +318,7 @@ def test_time_limit_ends_the_run_and_drops_the_lr_by_time(data, val_data, tmp_pa
     steps = df[df.kind == "step"]
     assert steps.time_s.iloc[-2] < 10.0 and len(df[df.kind == "epoch"]) >= 1
     assert set(steps.lr) <= {1e-3, 1e-4}
-    _, _, extra = models.load_checkpoint(tmp_path / "timed" / "model.pt")
+    _, _, extra = load_checkpoint(tmp_path / "timed" / "model.pt")
     assert extra["volume"]["depth_scale"] == 2.0 and extra["volume"]["height"] == S
     assert extra["train_config"]["time_limit"] == 10.0
     assert T.learning_rate(0, 10, cfg, elapsed=7.9) == 1e-3 and T.learning_rate(0, 10, cfg, elapsed=8.1) == 1e-4
@@ -351,5 +349,5 @@ def test_the_gpu_training_script_runs_tiny_on_the_cpu(tmp_path):
     summary = pd.read_csv(tmp_path / "export" / "summary.csv")
     assert list(summary.model) == ["vrn-192", "vrn-guided-192"] and set(summary.status) == {"ok"}
     for name in ("vrn-192", "vrn-guided-192"):
-        model, config, extra = models.load_checkpoint(tmp_path / "export" / f"{name}.pt")
+        model, config, extra = load_checkpoint(tmp_path / "export" / f"{name}.pt")
         assert config.image_size == 64 and extra["step"] > 0 and extra["volume"]["depth"] == 64

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from vrnkit import viz  # noqa: E402
+from vrnkit import meshviz, viz  # noqa: E402
+from vrnkit.metrics import front_surface  # noqa: E402
 from vrnkit.config import VolumeSpec  # noqa: E402
 
 SPEC = VolumeSpec(depth=16, height=8, width=10, depth_scale=2.0)
@@ -121,8 +122,8 @@ def test_slice_widget_names_a_missing_ipywidgets(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # Overlays
 
-def test_front_depth_is_the_front_face_of_the_frontmost_inside_voxel():
-    z = viz.front_depth(box_volume(), spec=SPEC)
+def test_front_surface_is_the_front_face_of_the_frontmost_inside_voxel():
+    z = front_surface(box_volume(), SPEC).numpy()
     assert z.shape == (8, 10) and z.dtype == np.float32
     inside = np.zeros((8, 10), bool)
     inside[2:6, 3:8] = True
@@ -138,19 +139,19 @@ def test_overlay_volume_outlines_the_footprint_and_shows_depth():
     assert "20 of 80 pixels" in a.get_title()  # 4 rows x 5 columns
     assert len(a.collections) >= 1  # the footprint's outline
     depth = b.images[-1].get_array()
-    np.testing.assert_allclose(depth.filled(np.nan), viz.front_depth(box_volume(), spec=SPEC))
+    np.testing.assert_allclose(depth.filled(np.nan), front_surface(box_volume(), SPEC).numpy())
 
 
 def test_a_synthfaces_target_sits_on_its_face():
     """The slab's volume covers the face's visible landmarks at their depth (the renderer's own
     landmarks are the reference): what overlay_volume shows a student is the real alignment."""
-    from vrnkit.synth import make_sample
+    from vrnkit.synthfaces.dataset import make_sample
     from vrnkit.voxel import Slab, slab_to_volume
 
-    spec = VolumeSpec.preset("quick")
+    spec = VolumeSpec.preset("cpu")
     sample, _ = make_sample("synth-florence", 2, spec=spec)  # frontal, neutral
     vol = slab_to_volume(Slab(sample["front"], sample["mask"], sample["back"], sample["affine"]), spec)
-    z = viz.front_depth(vol, spec=spec)
+    z = front_surface(vol, spec).numpy()
     lm = sample["landmarks"]
     x, y = np.floor(lm[:, 0]).astype(int), np.floor(lm[:, 1]).astype(int)
     inner = np.arange(17, 68)  # brows, nose, eyes, mouth (the jaw line is on the outline)
@@ -185,21 +186,21 @@ def tetrahedron():
 
 def test_pack_colours_makes_0xRRGGBB():
     c8 = np.array([[255, 0, 0], [0, 128, 255], [1, 2, 3]], np.uint8)
-    packed = viz.pack_colours(c8, 3)
+    packed = meshviz.pack_colours(c8, 3)
     assert packed.dtype == np.uint32
     assert packed.tolist() == [0xFF0000, 0x0080FF, 0x010203]
-    np.testing.assert_array_equal(viz.pack_colours(c8 / 255.0, 3), packed)
+    np.testing.assert_array_equal(meshviz.pack_colours(c8 / 255.0, 3), packed)
     with pytest.raises(ValueError, match=r"\(3, 3\)"):
-        viz.pack_colours(c8[:2], 3)
+        meshviz.pack_colours(c8[:2], 3)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        viz.pack_colours(c8 * 2.0, 3)
+        meshviz.pack_colours(c8 * 2.0, 3)
 
 
 def test_mesh_k3d_holds_float32_vertices_y_up_and_uint32_faces():
     pytest.importorskip("k3d")
     v, f = tetrahedron()
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]], np.uint8)
-    plot = viz.mesh_k3d(v, f, colours=colours, name="tet")
+    plot = meshviz.mesh_k3d(v, f, colours=colours, name="tet")
     assert type(plot).__name__ == "Plot" and len(plot.objects) == 1
     mesh = plot.objects[0]
     verts, idx, cols = np.asarray(mesh.vertices), np.asarray(mesh.indices), np.asarray(mesh.colors)
@@ -216,19 +217,19 @@ def test_mesh_k3d_holds_float32_vertices_y_up_and_uint32_faces():
     eye, target, up = cam[:3], cam[3:6], cam[6:]
     assert eye[2] > verts[:, 2].max() and np.allclose(eye[:2], target[:2]) and np.allclose(up, [0, 1, 0])
     # Added to an existing plot.
-    assert len(viz.mesh_k3d(v, f, plot=plot).objects) == 2
+    assert len(meshviz.mesh_k3d(v, f, plot=plot).objects) == 2
 
 
 def test_mesh_k3d_names_a_missing_k3d(monkeypatch):
     monkeypatch.setitem(sys.modules, "k3d", None)
     with pytest.raises(ImportError, match="pip install k3d"):
-        viz.mesh_k3d(*tetrahedron())
+        meshviz.mesh_k3d(*tetrahedron())
 
 
 def test_save_k3d_html_writes_a_self_contained_snapshot(tmp_path):
     pytest.importorskip("k3d")
-    plot = viz.mesh_k3d(*tetrahedron())
-    path = viz.save_k3d_html(plot, tmp_path / "sub" / "tet.html")
+    plot = meshviz.mesh_k3d(*tetrahedron())
+    path = meshviz.save_k3d_html(plot, tmp_path / "sub" / "tet.html")
     text = Path(path).read_text(encoding="utf-8")
     assert text.lstrip().lower().startswith("<!doctype html>") and "CreateK3DAndLoadBinarySnapshot" in text
     assert "http://" not in text.split("<script", 1)[0]  # nothing fetched before the inlined scripts
@@ -240,15 +241,15 @@ def test_render_mesh_shades_a_flat_square_as_lambert_predicts():
     v, f = square()
     colour = np.array([200, 100, 50], np.uint8)
     light = np.array([0.0, 0.0, 1.0])
-    img = viz.render_mesh(v, f, colours=np.tile(colour, (len(v), 1)), size=64, light=light)
+    img = meshviz.render_mesh(v, f, colours=np.tile(colour, (len(v), 1)), size=64, light=light)
     assert img.shape == (64, 64, 3) and img.dtype == np.float32
     # Facing the light: full Lambert, colour * (0.25 + 0.75 * 1).
     np.testing.assert_allclose(img[32, 32], colour / 255.0, atol=1e-3)
     np.testing.assert_allclose(img[0, 0], 1.0)  # the margin is background
-    tilted = viz.render_mesh(v, f, size=64, light=[0.0, 1.0, 1.0])  # 45 degrees: cos = 0.707
+    tilted = meshviz.render_mesh(v, f, size=64, light=[0.0, 1.0, 1.0])  # 45 degrees: cos = 0.707
     np.testing.assert_allclose(tilted[32, 32], 0.78 * (0.25 + 0.75 * np.sqrt(0.5)), atol=1e-3)
     # Turned by 60 degrees about the vertical axis, the square looks half as wide.
-    side = viz.render_mesh(v, f, size=64, yaw=60, margin=0.0)
+    side = meshviz.render_mesh(v, f, size=64, yaw=60, margin=0.0)
     cols = np.nonzero((side < 0.99).any((0, 2)))[0]
     rows = np.nonzero((side < 0.99).any((1, 2)))[0]
     assert len(cols) == pytest.approx(len(rows) * 0.5, abs=2)
@@ -256,7 +257,7 @@ def test_render_mesh_shades_a_flat_square_as_lambert_predicts():
 
 def test_mesh_picture_has_one_panel_per_yaw():
     v, f = tetrahedron()
-    fig = viz.mesh_picture(v, f, size=32, yaws=(0, 30, -30, 90))
+    fig = meshviz.mesh_picture(v, f, size=32, yaws=(0, 30, -30, 90))
     assert len(fig.axes) == 4
     assert all(ax.images[0].get_array().shape == (32, 32, 3) for ax in fig.axes)
 
@@ -264,7 +265,7 @@ def test_mesh_picture_has_one_panel_per_yaw():
 def test_overlay_mesh_blends_the_mesh_where_it_covers_the_image():
     v, f = square(size=5.0)  # covers pixels 0..4 of a 10 x 10 image
     image = np.zeros((10, 10, 3), np.uint8)
-    fig = viz.overlay_mesh(image, v + [2, 3, 0], f, colours=np.ones((len(v), 3)), alpha=0.5, light=[0, 0, 1])
+    fig = meshviz.overlay_mesh(image, v + [2, 3, 0], f, colours=np.ones((len(v), 3)), alpha=0.5, light=[0, 0, 1])
     out = np.asarray(fig.axes[0].images[-1].get_array())
     covered = (out > 0).any(-1)
     expect = np.zeros((10, 10), bool)

@@ -90,7 +90,7 @@ def random_slabs(n, hc=48, seed=0):
 
 
 def test_numpy_and_torch_slab_paths_agree_exactly():
-    spec = VolumeSpec.preset("quick")
+    spec = VolumeSpec.preset("cpu")
     slabs = random_slabs(12)
     vols = slabs_to_volumes(torch.tensor(np.stack([s.front for s in slabs])),
                             torch.tensor(np.stack([s.mask for s in slabs])),

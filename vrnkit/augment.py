@@ -97,13 +97,6 @@ def draw_params(n: int, *, size: int, generator: torch.Generator,
     return AugmentParams(similarity_matrix(angle, scale, shift, flip, size=size), scale, flip, colour)
 
 
-def identity_params(n: int) -> AugmentParams:
-    """No augmentation (validation): M = identity, s = 1, no flip, colours unchanged."""
-    eye = torch.eye(3, dtype=torch.float64).expand(n, 3, 3).clone()
-    one = torch.ones(n, dtype=torch.float64)
-    return AugmentParams(eye, one, torch.zeros(n, dtype=torch.bool), torch.ones(n, 3, dtype=torch.float64))
-
-
 def similarity_matrix(angle, scale, shift, flip, *, size: int) -> torch.Tensor:
     """(B, 3, 3) map p -> c + shift + scale * R(angle) @ F @ (p - c), c = (size/2, size/2).
 

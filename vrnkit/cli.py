@@ -1,14 +1,20 @@
 """The `vrnkit` command line: `vrnkit --help`, or `python -m vrnkit --help`.
 
-Each sub-command lives next to the code it runs; this file only wires them together. Modules
-register their commands through an ``add_cli(subparsers)`` function. It also decides how every
-command ends when something goes wrong (:func:`run_command`): one line that names the problem
-and the fix, and a non-zero exit status; ``vrnkit --debug ...`` shows the traceback instead.
+Every command's options are declared here and nowhere else; each command function only turns
+its options into one call of the library (``vrnkit demo`` -> ``demo.run_demo``, ``vrnkit train``
+-> ``train.train``, ...). Options that mean the same thing are spelled the same everywhere:
+``--preset cpu|colab|paper``, ``--device``, ``--seed``, ``--no-progress``, ``--out``.
+Multi-GPU training: ``torchrun --nproc_per_node=N -m vrnkit train ...``.
+
+This file also decides how every command ends when something goes wrong (:func:`run_command`):
+one line that names the problem and the fix, and a non-zero exit status; ``vrnkit --debug ...``
+shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import gc
 import sys
 from pathlib import Path
@@ -32,21 +38,12 @@ OS_ERROR_FIXES = {
 }
 
 
-def fit_to_volume(vertices, spec, *, margin: float = 0.1):
-    """Scale and move a mesh so it fits the crop (x, y) and sits in the middle of the depth."""
-    v = np.asarray(vertices, np.float64)
-    lo, hi = v.min(0), v.max(0)
-    size = np.array([spec.width, spec.height, spec.depth_span])
-    s = ((1 - 2 * margin) * size / np.maximum(hi - lo, 1e-12)).min()
-    return (v - (lo + hi) / 2) * s + size / 2
-
-
 def cmd_voxelise(args) -> None:
     from .config import VolumeSpec
     from .files import atomic_write, check_out_folder
-    from .realdata import read_mesh
+    from .files import read_mesh
     from .surface import export_mesh, volume_to_mesh
-    from .voxel import mesh_to_volume
+    from .voxel import fit_to_volume, mesh_to_volume
 
     out = check_out_folder(args.out)
     spec = VolumeSpec.preset(args.preset)
@@ -100,12 +97,7 @@ def cmd_reconstruct(args) -> int:
 
     check_number(args.smooth, "--smooth", low=0, high=20, optional=True)
     out = check_out_folder(args.out, "-o/--out")
-    if args.device == "auto":
-        args.device = None  # load_model's own default: cuda if available
-    if args.device is not None:
-        from .train import check_device
-
-        check_device(args.device)  # else torch's message for a bad device blames the weights file
+    args.device = device_option(args.device)
     photos = list_photos(args.photos)
     if not photos:
         raise ValueError(f"no photos ({', '.join(sorted(PHOTO_SUFFIXES))}) in {' '.join(args.photos)}; "
@@ -147,30 +139,138 @@ def cmd_reconstruct(args) -> int:
     return 0
 
 
+PRESETS = ("cpu", "colab", "paper")  # one vocabulary: volume presets and model/training presets share it
+
+
+def device_option(name):
+    """--device: None (auto: CUDA if present) or a checked device name, so that a typo fails
+    before any work with a message about the device, not the weights file."""
+    if name in (None, "auto"):
+        return None
+    from .devices import check_device
+
+    check_device(name)
+    return name
+
+
+def volume_spec_option(preset):
+    """--preset for data and volumes -> VolumeSpec; None: from VRNKIT_MODE (cpu quick, paper full)."""
+    from .config import VolumeSpec, volume_spec_for_mode
+
+    return VolumeSpec.preset(preset) if preset else volume_spec_for_mode()
+
+
+def cmd_demo(args) -> None:
+    from .demo import run_demo
+    from .files import check_number, check_out_folder
+
+    # Checked before the model loads, so that a typo fails at once and writes nothing.
+    check_number(args.index, "--index", low=0, high=10**6, integer=True)
+    check_out_folder(args.out)
+    run_demo(args.out, model=args.model, index=args.index, device=device_option(args.device))
+
+
+def cmd_synth(args) -> None:
+    from .synthfaces.dataset import generate
+
+    out = args.out or f"data/{args.protocol}"
+    df = generate(args.protocol, out, n=args.n, spec=volume_spec_option(args.preset), seed=args.seed,
+                  shard_size=args.shard_size, workers=args.workers, force=args.force, progress=not args.no_progress)
+    print(f"{len(df)} samples of {args.protocol} in {out} (index: {Path(out) / 'index.csv'})")
+
+
+def cmd_prepare(args) -> None:
+    from .datasets.real import prepare
+
+    subsets = args.subsets.split(",") if args.subsets else None
+    prepare(args.dataset, args.root, args.out, model=args.model, preset=args.preset, split=args.split,
+            shard_size=args.shard_size, workers=args.workers, subsets=subsets, limit=args.limit,
+            y_up=args.y_up, progress=not args.no_progress, force=args.force)
+
+
+def train_config_from_args(args):
+    """`vrnkit train` options -> TrainConfig: the preset (default: from VRNKIT_MODE) with every
+    option that was given overriding its field."""
+    from .train import TrainConfig
+
+    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    if "lr" in overrides:
+        overrides["lr_final"] = overrides["lr"] / 10  # the paper's drop: 1e-4 -> 1e-5
+    if args.no_progress:
+        overrides["progress"] = False
+    if args.preset:
+        return TrainConfig.preset(args.preset, **overrides)
+    return TrainConfig.for_mode(**overrides)
+
+
+def cmd_train(args) -> None:
+    import os
+
+    from .train import train
+
+    config = train_config_from_args(args)
+    result = train(config)
+    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per process
+        print(f"trained {config.model}/{config.model_preset} for {result['step']} steps -> {result['out'] / 'model.pt'}"
+              + (f"; val IoU {result['val']['val_iou']:.4f}" if result["val"] else ""))
+
+
+def cmd_export(args) -> None:
+    from .files import check_number
+    from .pretrained import export
+
+    check_number(args.n, "--n", low=1, high=10**6, integer=True)
+    for d in args.eval:
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"no test folder {d}: make one with `vrnkit synth --protocol synth-aflw2000 "
+                                    f"--out {d}`")
+    export(args.run, args.name, eval_dirs=args.eval, n=args.n, half=args.half, progress=not args.no_progress)
+
+
+def cmd_models(args) -> None:
+    from .modelsize import PAPER_VRN_PARAMS, TABLE_COLUMNS, format_table, summary_table
+
+    rows = summary_table()
+    print(format_table(rows, TABLE_COLUMNS))
+    paper = next(r for r in rows if r["preset"] == "paper" and r["kind"] == "vrn")
+    print(f"\npaper preset VRN: {paper['params_M']:.1f}M parameters; the released VRN has about "
+          f"{PAPER_VRN_PARAMS / 1e6:.0f}M")
+
+
+def add_common(p, *, device=False, progress=False, seed=False) -> None:
+    """The options every command that can use them spells the same way."""
+    from .config import SEED
+
+    if device:
+        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1... (default: cuda if available)")
+    if seed:
+        p.add_argument("--seed", type=int, default=SEED if seed == "default" else None,
+                       help=f"random seed, 0 .. 2^32 - 1 (default {SEED})")
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .datasets.real import DATASETS, SUBSETS_300WLP
+    from .datasets.real import __doc__ as prepare_doc
+    from .models import KINDS
+    from .synthfaces.dataset import PROTOCOLS
+
     parser = argparse.ArgumentParser(
         prog="vrnkit",
         description="VRN, taught and reproduced: single-image 3D face reconstruction by volumetric regression.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    # No abbreviated options: `demo --mode` must not quietly mean `--model`.
+    sub.add_parser = functools.partial(sub.add_parser, allow_abbrev=False)
 
-    from . import demo, realdata, synth, train
-
-    demo.add_cli(sub)
-    synth.add_cli(sub)
-    realdata.add_cli(sub)
-    train.add_cli(sub)
-
-    p = sub.add_parser("voxelise", help="voxelise a mesh file into a volume (.npy) and take its surface back")
-    p.add_argument("mesh", help="mesh file (.obj, .ply, .stl, .glb), y-up unless --image-space")
-    p.add_argument("--out", default="out/voxelise", help="output folder (default: out/voxelise)")
-    p.add_argument("--preset", default="paper", choices=["paper", "quick"], help="volume size (default: paper, 200x192x192)")
-    p.add_argument("--fill", default="even-odd", choices=["even-odd", "front"],
-                   help="even-odd for closed meshes, front for open scans (front surface back to the volume's back)")
-    p.add_argument("--no-fit", action="store_true", help="use the coordinates as crop coordinates instead of fitting the mesh to the volume")
-    p.add_argument("--image-space", action="store_true", help="the file is already in image space (y down)")
-    p.set_defaults(func=cmd_voxelise)
+    p = sub.add_parser("demo", help="the main job on the embedded default (no downloads): writes meshes and a picture")
+    p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--model", default=None, help="vrn-guided-192 (default), vrn-192, vrn-cpu, or a .pt checkpoint")
+    p.add_argument("--index", type=int, default=11, help="which held-out SynthFaces face, >= 0 (default 11: yaw +36)")
+    add_common(p, device=True)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("reconstruct", help="reconstruct the faces in photos as coloured meshes (OBJ, PLY, GLB, PNG)")
     p.add_argument("photos", nargs="+", metavar="PHOTO|DIR", help="photo files, or folders of photos")
@@ -183,9 +283,88 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--volume", action="store_true", help="also write the soft volume (STEM_volume.npy, float16)")
     p.add_argument("--smooth", type=float, default=None, help="Gaussian sigma in voxels before the iso-surface "
                    "(default 1.5; 0: none)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
-    p.add_argument("--no-progress", action="store_true")
+    add_common(p, device=True, progress=True)
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("synth", help="generate a SynthFaces dataset (shards + index.csv); resumable")
+    p.add_argument("--protocol", default="synth-300wlp", choices=sorted(PROTOCOLS))
+    p.add_argument("--out", default=None, help="output folder (default: data/<protocol>)")
+    p.add_argument("--n", type=int, default=None, help="number of samples, >= 1 (default: the protocol's size)")
+    p.add_argument("--preset", default=None, choices=PRESETS, help="volume size: cpu 64^3, colab and paper "
+                   "200x192x192 (default: from VRNKIT_MODE: cpu when quick, paper when full)")
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--shard-size", type=int, default=256, help="samples per shard (default 256)")
+    p.add_argument("--force", action="store_true", help="replace a dataset that OUT already holds (deletes "
+                   "its shards); without it a folder with another dataset is refused")
+    add_common(p, progress=True, seed="default")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("prepare", help="convert 300W-LP, AFLW2000-3D or your own (image, mesh) pairs to training shards",
+                       description=prepare_doc.split(">>>")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=DATASETS, help="which reader")
+    p.add_argument("--root", required=True, help="the dataset folder (e.g. .../300W_LP or .../AFLW2000)")
+    p.add_argument("--out", required=True, help="output folder for shard-*.npz and index.csv")
+    p.add_argument("--model", help="folder with the morphable model files (300wlp, aflw2000)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="volume size (default: from VRNKIT_MODE: paper when full, cpu when quick)")
+    p.add_argument("--split", default=None, help="split column (default: train for 300wlp, test otherwise)")
+    p.add_argument("--subsets", default=None, help=f"300W-LP subsets, comma separated (default: {','.join(SUBSETS_300WLP)})")
+    p.add_argument("--shard-size", type=int, default=64, help="samples per shard (default 64)")
+    p.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    p.add_argument("--limit", type=int, default=None, help="convert only the first N samples (N >= 1)")
+    p.add_argument("--force", action="store_true", help="replace a dataset that OUT already holds (deletes "
+                   "its shards); without it a folder with another dataset is refused")
+    p.add_argument("--y-up", action="store_true", help="folder meshes have y up (y_image = height - y)")
+    add_common(p, progress=True)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a VRN model on a folder of shards; resumes from OUT/last.pt")
+    p.add_argument("--model", default="vrn", choices=KINDS, help="network (default: vrn)")
+    p.add_argument("--preset", choices=PRESETS,
+                   help="model size and training defaults (default: cpu in quick mode, paper in full mode)")
+    p.add_argument("--data", help="folder of training shards (default: the preset's)")
+    p.add_argument("--val", help="folder of validation shards (default: the data folder's val split, else 256 "
+                   "samples held out of it)")
+    p.add_argument("--out", help="output folder; a run resumes from OUT/last.pt if it exists")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps", type=int, help="total optimiser steps (overrides --epochs)")
+    p.add_argument("--time-limit", type=float, help="seconds of training; the run ends then (lr drop at 80%% of it)")
+    p.add_argument("--batch-size", type=int, help="images per process per forward pass")
+    p.add_argument("--accumulate", type=int, help="forward passes per optimiser step")
+    p.add_argument("--lr", type=float, help="initial learning rate (dropped 10x after 80%% of the run)")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--init-from", help="start from the weights of this model.pt (same model and preset): fine-tune")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    p.add_argument("--guide-jitter", type=float, help="guided: landmark noise (NME) on the guiding heatmaps, "
+                   "like a real detector's (about 0.045); default 0")
+    add_common(p, device=True, progress=True, seed=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="ship a training run as a model file with its curve and validation table")
+    p.add_argument("run", help="training output folder (holds model.pt and metrics.csv)")
+    p.add_argument("--name", default="vrn-cpu", help="the model's name: writes vrnkit/weights/NAME.pt (default vrn-cpu)")
+    p.add_argument("--eval", nargs="*", default=[], help="test folders for the validation table")
+    p.add_argument("--n", type=int, default=200, help="samples per test folder (default 200)")
+    p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+    add_common(p, progress=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("models", help="the parameters and multiply-accumulates of every network preset")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("voxelise", help="voxelise a mesh file into a volume (.npy) and take its surface back")
+    p.add_argument("mesh", help="mesh file (.obj, .ply, .stl, .glb), y-up unless --image-space")
+    p.add_argument("--out", default="out/voxelise", help="output folder (default: out/voxelise)")
+    p.add_argument("--preset", default="paper", choices=PRESETS, help="volume size (default: paper, 200x192x192)")
+    p.add_argument("--fill", default="even-odd", choices=["even-odd", "front"],
+                   help="even-odd for closed meshes, front for open scans (front surface back to the volume's back)")
+    p.add_argument("--no-fit", action="store_true", help="use the coordinates as crop coordinates instead of fitting the mesh to the volume")
+    p.add_argument("--image-space", action="store_true", help="the file is already in image space (y down)")
+    p.set_defaults(func=cmd_voxelise)
+
     for p in sub.choices.values():  # `vrnkit train --debug` works as well as `vrnkit --debug train`
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the full traceback of an error")

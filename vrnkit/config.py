@@ -1,5 +1,10 @@
 """Configuration in one place: the quick/full switch, the seed, and volume presets.
 
+One preset vocabulary for everything that has a size: "cpu" (64 px crops, 64^3 volumes: two CPU
+cores), "colab" and "paper" (the paper's 192 px crops and 200x192x192 volumes; they differ in
+network size and training length, see vrnkit.models and vrnkit.train). Quick mode uses "cpu",
+full mode "paper".
+
 Everything that depends on "how big" reads it from here, so a notebook can print the
 configuration it resolved and a student can see every knob in one file.
 
@@ -79,7 +84,7 @@ class VolumeSpec:
 
     @staticmethod
     def preset(name: str) -> "VolumeSpec":
-        """Named presets: "paper" (200x192x192) and "quick" (64x64x64, same proportions)."""
+        """Named presets: "paper" and "colab" (200x192x192), "cpu" (64x64x64, same proportions)."""
         try:
             return VOLUME_PRESETS[name]
         except KeyError:
@@ -92,12 +97,20 @@ class VolumeSpec:
 VOLUME_PRESETS = {
     # The paper: 192x192 crops, 200 slices at 2 slices per pixel.
     "paper": VolumeSpec(),
-    # Quick mode: a third of the paper's size in x and y; 64 slices at 2 per pixel span
-    # 32 px of depth, as 200 span 100 px at 192 (ratio kept within 4 %).
-    "quick": VolumeSpec(depth=64, height=64, width=64, depth_scale=2.0, face_size=30.0),
+    # A Colab GPU trains a smaller network on the paper's volumes.
+    "colab": VolumeSpec(),
+    # Quick mode, two CPU cores: a third of the paper's size in x and y; 64 slices at 2 per pixel
+    # span 32 px of depth, as 200 span 100 px at 192 (ratio kept within 4 %).
+    "cpu": VolumeSpec(depth=64, height=64, width=64, depth_scale=2.0, face_size=30.0),
 }
 
 
+def preset_for_mode(mode: str | None = None) -> str:
+    """The preset a mode uses, for data, volumes, networks and training: "paper" for full, "cpu"
+    for quick."""
+    return "paper" if resolve_mode(mode) == "full" else "cpu"
+
+
 def volume_spec_for_mode(mode: str | None = None) -> VolumeSpec:
-    """The volume preset that a mode uses: paper for full, quick for quick."""
-    return VolumeSpec.preset("paper" if resolve_mode(mode) == "full" else "quick")
+    """The volume preset that a mode uses (:func:`preset_for_mode`)."""
+    return VolumeSpec.preset(preset_for_mode(mode))

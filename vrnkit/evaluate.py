@@ -16,7 +16,7 @@ Methods here:
   this model is the one that made the test faces, so it is an oracle-model baseline there; on
   real faces it would meet a model mismatch that VRN does not have.
 
->>> from vrnkit.synth import make_sample
+>>> from vrnkit.synthfaces.dataset import make_sample
 >>> from vrnkit.config import VolumeSpec
 >>> sample, _ = make_sample("synth-florence", 0, spec=VolumeSpec.preset("paper"))
 >>> fit = fit_landmarks(sample["landmarks"][:, :2])
@@ -26,10 +26,14 @@ Methods here:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
 
-from .facegen import FaceModel
+from .checkpoint import volume_spec_of
+from .reconstruct import front_facing, predict_volume
+from .synthfaces.model import FaceModel
 
 PAPER_TABLE1 = {  # NME on AFLW2000-3D / BU-4DFE / Florence (Jackson et al. 2017, Table 1)
     "VRN": (0.0676, 0.0600, 0.0568), "VRN-Multitask": (0.0698, 0.0625, 0.0542),
@@ -79,7 +83,7 @@ def fit_landmarks(landmarks2d, *, model: FaceModel | None = None, shape: bool = 
     x = np.asarray(landmarks2d, np.float64)[:, :2]
     if x.shape != (68, 2) or not np.all(np.isfinite(x)):
         raise ValueError(f"landmarks must be 68 finite (x, y) points; got shape {np.shape(landmarks2d)}")
-    idx = model.landmark_indices
+    idx = model.landmarks
     cols = np.ravel(np.c_[3 * idx, 3 * idx + 1, 3 * idx + 2])  # rows of the bases at the landmarks
     basis = np.hstack([model.identity_basis[cols], model.expression_basis[cols]]).astype(np.float64)
     n_id = model.identity_basis.shape[1]
@@ -124,7 +128,6 @@ def noisy_landmarks(landmarks, nme: float, rng) -> np.ndarray:
 
 def vrn_method(name: str):
     """A shipped network as a method: its smoothed 0.5 iso-surface, front-facing part only."""
-    from .pretrained import front_facing, predict_volume
     from .reconstruct import load_model
     from .surface import SMOOTH, volume_to_mesh
 
@@ -170,10 +173,9 @@ def compare(protocols, *, methods=tuple(METHODS), n: int = 32, landmark_noise: f
 
     from .config import VolumeSpec
     from .metrics import nme
-    from .synth import make_sample
+    from .synthfaces.dataset import make_sample
 
     runs = {m: METHODS[m]() for m in methods}
-    region = FaceModel.default().face_region
     rows = []
     for protocol in protocols:
         for i in tqdm(range(n), desc=f"compare {protocol}", disable=not progress):
@@ -187,7 +189,7 @@ def compare(protocols, *, methods=tuple(METHODS), n: int = 32, landmark_noise: f
                 lm = noisy_landmarks(sample["landmarks"], landmark_noise, rng) if landmark_noise else sample["landmarks"]
                 points = run(sample, lm)
                 score = np.inf if points is None or len(points) == 0 else \
-                    nme(sample["vertices"][region], points, sample["landmarks"])
+                    nme(sample["vertices"], points, sample["landmarks"])
                 rows.append(dict(method=name, protocol=protocol, id=meta["id"], yaw=meta["yaw"],
                                  expression=meta["expression"], nme=score))
     return pd.DataFrame(rows)
@@ -253,3 +255,54 @@ def markdown(df, *, digits: int = 4) -> str:
     lines += ["| " + str(i) + " | " + " | ".join(cell(v) for v in row) + " |"
               for i, row in zip(df.index, df.itertuples(index=False))]  # per row: ints stay ints
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def landmark_nme(model, images: torch.Tensor, landmarks: np.ndarray) -> np.ndarray:
+    """2D landmark NME (B,) of a guided / multitask model's own landmark heatmaps: mean point
+    distance over sqrt(w*h) of the true landmarks' box (the AFLW2000-3D protocol); NaN for VRN."""
+    from .augment import heatmaps_to_landmarks
+
+    if model.config.kind not in ("guided", "multitask"):
+        return np.full(len(images), np.nan)
+    x = images.to(next(model.parameters()).device)
+    heatmaps = model.landmarks(x)[-1] if model.config.kind == "guided" else model(x)["heatmaps"][-1]
+    pred = heatmaps_to_landmarks(heatmaps.float(), stride=model.config.image_size / heatmaps.shape[-1]).cpu().numpy()
+    true = np.asarray(landmarks)[..., :2]
+    size = np.sqrt(np.prod(true.max(1) - true.min(1), axis=-1))
+    return np.linalg.norm(pred - true, axis=-1).mean(1) / size
+
+
+def evaluate(model, data, *, n: int = 200, batch: int = 16, progress: bool = True):
+    """Per-sample IoU, NME estimate and NME (ICP correspondences) on a test folder -> DataFrame."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .metrics import nme, nme_estimate, volume_iou
+    from .datasets.shards import ShardDataset, collate
+    from .surface import volume_to_mesh
+    from .voxel import slabs_to_volumes
+
+    ds = ShardDataset(data)
+    spec = volume_spec_of(model.config)
+    rows = []
+    idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
+    for start in tqdm(range(0, len(idx), batch), desc=f"evaluate {Path(data).name}", disable=not progress):
+        b = collate([ds[int(i)] for i in idx[start:start + batch]])
+        # VRN-Guided is guided by the ground-truth landmarks (a perfect detector)
+        probs = predict_volume(model, b["image"], landmarks=b["landmarks"].numpy())
+        target = slabs_to_volumes(b["front"], b["mask"], b["back"], b["affine"], spec).numpy()
+        ious = volume_iou(probs, target)
+        est = nme_estimate(probs, target, b["landmarks"].numpy(), spec)
+        lm_nme = landmark_nme(model, b["image"], b["landmarks"].numpy())
+        for k in range(len(probs)):
+            row = dict(ds.index.iloc[int(idx[start + k])][["id", "expression", "yaw", "pitch", "roll"]])
+            row.update(iou=float(ious[k]), nme_estimate=float(est[k]), nme=np.nan, landmark_nme=float(lm_nme[k]))
+            if "vertices" in b and (probs[k] > 0.5).any():
+                mv, mf = volume_to_mesh(probs[k], spec)
+                pred = front_facing(mv, mf, b["affine"][k].numpy())
+                gt = b["vertices"][k].numpy()  # the face region, whichever dataset
+                if len(pred):
+                    row["nme"] = nme(gt, pred, b["landmarks"][k].numpy())
+            rows.append(row)
+    return pd.DataFrame(rows)

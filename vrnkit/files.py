@@ -4,6 +4,8 @@
   ``remove_temp_files``: what a killed ``atomic_write`` left behind is cleaned by the next run.
 * ``check_number`` and ``check_out_folder``: every numeric option and output folder is checked
   before any work starts, with the allowed range in the message.
+* ``read_image``, ``read_mesh``, ``read_landmarks``: the user's images, meshes and landmark
+  files, read with errors that name the file and what was expected.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
@@ -24,6 +26,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 # A writer that fails with this little space left on its disk ran out of space (torch.save,
 # for one, reports a full disk as an obscure RuntimeError instead of an OSError).
@@ -129,3 +133,59 @@ def check_out_folder(path, name: str = "--out") -> Path:
                 raise NotADirectoryError(f"{name} {path}: {parent} is a file, not a folder; choose another path")
             break
     return path
+
+
+def read_image(path) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8 RGB (grey and RGBA images are converted)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} does not exist") from None
+    except Exception as e:  # PIL raises several kinds for broken files
+        raise ValueError(f"could not read image {path} ({type(e).__name__}: {e}); the file is truncated or not an image") from e
+
+
+def read_mesh(path, *, y_up: bool = False, image_height: int | None = None):
+    """A mesh file (.obj, .ply, .stl, .glb) -> (vertices (N, 3) float64, faces (M, 3) int64).
+
+    ``y_up=True`` turns a y-up file into image space (y -> image_height - y, winding reversed).
+    A missing, unreadable or face-less file raises an error that names it.
+    """
+    import trimesh
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"mesh file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a mesh file (.obj, .ply, .stl, .glb)")
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+        v, f = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
+    except Exception as e:  # trimesh raises many kinds for unreadable files
+        raise ValueError(f"could not read mesh {path} ({type(e).__name__}: {e}); expected a triangle mesh (.obj or .ply)") from e
+    if len(f) == 0 or v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"mesh {path} has no triangles; expected a triangle mesh")
+    bad = ~np.isfinite(v).all(1)
+    if bad.any():  # checked here, before any step spreads one NaN to every vertex (fitting, scaling)
+        raise ValueError(f"mesh {path} has {int(bad.sum())} of {len(v)} vertices with NaN or infinite coordinates "
+                         f"(the first: vertex {int(np.argmax(bad)) + 1}, counting from 1 as OBJ files do); fix them")
+    if y_up:
+        v = v * [1, -1, 1] + [0, image_height, 0]  # y_image = H - y; x and z keep their direction
+        f = f[:, ::-1]  # mirroring y flips the winding; keep normals pointing out
+    return v, f
+
+
+def read_landmarks(path) -> np.ndarray:
+    """68 landmarks from a .txt (68 rows of 2 or 3 numbers) or .npy file -> (68, 2|3) float64."""
+    path = Path(path)
+    try:
+        a = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
+        a = np.asarray(a, np.float64)
+    except Exception as e:
+        raise ValueError(f"could not read landmarks {path} ({type(e).__name__}: {e})") from e
+    if a.shape not in ((68, 2), (68, 3)) or not np.all(np.isfinite(a)):
+        raise ValueError(f"landmarks {path} must be 68 finite rows of x y (or x y z); got shape {a.shape}")
+    return a

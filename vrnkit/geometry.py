@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -74,6 +75,19 @@ def _flip_permutation() -> np.ndarray:
 
 
 FLIP_PERMUTATION = _flip_permutation()
+
+
+@runtime_checkable
+class FaceTopology(Protocol):
+    """What vrnkit needs of a face model, whichever it is: SynthFaces' FaceModel and the 3DDFA
+    MorphableModel both have these attributes, with the same names, shapes and meanings.
+    A mesh of either is then handled the same way: ``v[model.landmarks]`` are its 68 landmarks,
+    ``v[model.face_region]`` the vertices the NME is measured on."""
+
+    faces: np.ndarray  # (M, 3) int32 triangles, 0-based
+    mean: np.ndarray  # (N, 3) the mean face
+    landmarks: np.ndarray  # (68,) int vertex index of each iBUG landmark
+    face_region: np.ndarray  # (K,) int vertex indices of the NME region (the face without ears, neck, back)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,3 +211,39 @@ class CropFrame:
         if a.shape != (4,):
             raise ValueError(f"a stored CropFrame is 4 numbers [scale, tx, ty, tz]; got shape {a.shape}")
         return cls(*map(float, a))
+
+
+def crop_image(image, frame: CropFrame, size, *, anti_alias: bool = True) -> np.ndarray:
+    """Resample a photo (H, W, 3) uint8 into its crop -> (size, size, 3) uint8, bilinear.
+
+    Crop pixel (i, j) takes the photo's colour at its centre mapped back to the photo,
+    ``frame.crop_to_photo((i + 0.5, j + 0.5))``; outside the photo is black. When the crop
+    shrinks the photo, a Gaussian blur (sigma = (1 / scale - 1) / 2, as in
+    skimage.transform.rescale) first removes detail that the crop cannot hold (aliasing).
+    """
+    from scipy import ndimage
+
+    h, w = (size, size) if np.isscalar(size) else size
+    image = np.asarray(image)
+    H, W = image.shape[:2]
+    s = frame.scale
+    xs = (np.arange(w) + 0.5 - frame.tx) / s - 0.5  # photo pixel-index coordinates
+    ys = (np.arange(h) + 0.5 - frame.ty) / s - 0.5
+    sigma = max(0.0, (1 / s - 1) / 2) if anti_alias else 0.0
+    # Work on the part of the photo that the crop sees, with room for the blur kernel (4 sigma).
+    m = int(4 * sigma + 0.5) + 2
+    x0, x1 = np.clip([int(np.floor(xs[0])) - m, int(np.ceil(xs[-1])) + m + 1], 0, W)
+    y0, y1 = np.clip([int(np.floor(ys[0])) - m, int(np.ceil(ys[-1])) + m + 1], 0, H)
+    out = np.zeros((h, w, 3), np.uint8)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return out
+    region = image[y0:y1, x0:x1].astype(np.float32)
+    if sigma > 0:
+        region = ndimage.gaussian_filter(region, (sigma, sigma, 0), mode="nearest")
+    yy, xx = np.meshgrid(ys - y0, xs - x0, indexing="ij")
+    # Outside the photo is black, but keep the photo's true border pixels (not the region's).
+    inside = (yy + y0 >= -0.5) & (yy + y0 <= H - 0.5) & (xx + x0 >= -0.5) & (xx + x0 <= W - 0.5)
+    for c in range(3):
+        band = ndimage.map_coordinates(region[..., c], [yy, xx], order=1, mode="nearest")
+        out[..., c] = np.clip(np.rint(np.where(inside, band, 0)), 0, 255)
+    return out

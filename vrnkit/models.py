@@ -33,32 +33,19 @@ Example (the "cpu" preset runs in well under a second on a laptop):
 >>> count_parameters(model) < 1_000_000
 True
 
-``python -m vrnkit.models`` prints the parameters and multiply-accumulates of every preset.
+Their sizes (parameters, multiply-accumulates, bytes) are counted in :mod:`vrnkit.modelsize`
+(``vrnkit models`` prints the table); files are written and read in :mod:`vrnkit.checkpoint`.
 """
 from __future__ import annotations
 
-import copy
-import io
-import os
-import pickle
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .files import atomic_write
-
 KINDS = ("vrn", "multitask", "guided")
 
-# Bump when the layout of the checkpoint dict or of the networks changes, so that an old file
-# fails loudly instead of loading into the wrong network.
-CHECKPOINT_VERSION = 1
-CHECKPOINT_FORMAT = "vrnkit.model"  # marks a file as a vrnkit model checkpoint
-
-# The released VRN (Torch7) has about 19M parameters (a layer listing of the released file).
-PAPER_VRN_PARAMS = 19e6
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,7 +130,7 @@ MODEL_PRESETS = {
     # epoch, ~20-30 epochs in 2-3 hours; batch 32 keeps ~3.5 GB of fp32 activations. Input and
     # output sizes stay at the paper's 192 / 200 so results compare with the paper's tables.
     "colab": ModelConfig(features=128, image_size=192, depth=200, residuals=1),
-    # Quick mode on 2 CPU cores (matches VolumeSpec.preset("quick"): 64x64x64 volumes).
+    # Quick mode on 2 CPU cores (matches VolumeSpec.preset("cpu"): 64x64x64 volumes).
     # 64 features: the VRN has 0.46M parameters (1.9 MB float32 checkpoint, guided 3.9 MB) and
     # 0.11 GMACs per image; a training step at batch 8 takes ~55 ms (VRN) to ~110 ms (guided) on
     # 2 cores. Wider is barely slower (128: ~70 ms, the fixed-width stem dominates) but gives 3x
@@ -402,223 +389,3 @@ def build_model(config: ModelConfig) -> nn.Module:
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of parameters (all of them, or only those with requires_grad)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def count_macs(config_or_model: ModelConfig | nn.Module, image_size: int | None = None) -> int:
-    """Multiply-accumulates of the convs and linear layers for ONE image (inference path).
-
-    A conv counts Cout * Cin/groups * kh * kw * Hout * Wout, a linear layer in * out per output
-    row; BN, ReLU, pooling, upsampling and additions are not counted (they are cheap in MACs,
-    though not in memory traffic). The count is exact: forward hooks record every layer's output
-    shape during one forward pass of a (1, Cin, size, size) image on the "meta" device (shapes
-    only: no memory, no compute), so even the paper preset is counted in a fraction of a second.
-    ``image_size`` defaults to the config's; a plain module (no ``.config``) needs it, and its
-    first registered Conv2d must be the one that takes the input (that gives Cin).
-    """
-    if isinstance(config_or_model, ModelConfig):
-        config = config_or_model
-        with torch.device("meta"):
-            model = build_model(config)
-    else:
-        config = getattr(config_or_model, "config", None)
-        # A weightless copy: the caller's model (weights, device, train/eval mode) is untouched.
-        model = copy.deepcopy(config_or_model).to("meta")
-    size = image_size or (config.image_size if config is not None else None)
-    if size is None:
-        raise ValueError("count_macs needs image_size for a module without a .config")
-    cin = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
-    model.eval()  # BatchNorm in training mode refuses a batch of one at a 1x1 bottom
-
-    total = 0
-
-    def hook(module: nn.Module, inputs, output) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            per_pixel = module.in_channels // module.groups * kh * kw
-            total += output[0].numel() * per_pixel  # output[0]: Cout x Hout x Wout of image 0
-        elif isinstance(module, nn.Linear):
-            total += output[0].numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, cin, size, size, device="meta"))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
-
-
-def state_dict_bytes(model: nn.Module) -> int:
-    """Bytes of the tensors in the state_dict (a checkpoint is this plus a few kB)."""
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
-
-
-def model_summary(config: ModelConfig) -> dict:
-    """One row: kind, sizes, parameters (M), GMACs per image and float32 checkpoint MB."""
-    with torch.device("meta"):
-        model = build_model(config)
-    params = count_parameters(model)
-    return {
-        "kind": config.kind,
-        "features": config.features,
-        "image": config.image_size,
-        "depth": config.depth,
-        "params_M": params / 1e6,
-        "GMACs": count_macs(config) / 1e9,
-        "checkpoint_MB": state_dict_bytes(model) / 1e6,
-        "params": params,
-    }
-
-
-def summary_table() -> list[dict]:
-    """model_summary of every preset for every kind (a list of rows: pandas.DataFrame(rows))."""
-    return [{"preset": name, **model_summary(ModelConfig.preset(name, kind=kind))}
-            for name in MODEL_PRESETS for kind in KINDS]
-
-
-def format_table(rows: list[dict], columns: list[str]) -> str:
-    """Plain-text table (no pandas needed)."""
-    cells = [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns]
-             for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be loaded; the message names the file and the fix."""
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConfig, *,
-                    extra: dict | None = None, half: bool = False) -> Path:
-    """Write {format, format_version, config, state_dict, extra} to ``path`` atomically.
-
-    The file is first written to a temporary file in the same folder and then renamed over
-    ``path`` (os.replace), so a crash never leaves a half-written checkpoint behind. ``extra``
-    holds anything else the trainer wants back (optimizer state, epoch, metrics...): plain
-    dicts, lists, numbers, strings and tensors only, so torch.load(weights_only=True) reads it
-    (checked here, so a bad value fails now rather than when you try to resume).
-    """
-    path = Path(path)
-    model = getattr(model, "_orig_mod", model)  # torch.compile wraps the model: save the original
-    if getattr(model, "config", config) != config:
-        raise ValueError(f"save_checkpoint: the model was built from {model.config}, not from the "
-                         f"config passed ({config}); pass model.config")
-    extra = dict(extra or {})
-    _check_loadable(extra)
-    state = model.state_dict()
-    if half:  # shipped weights: float16 halves the file; load_state_dict casts back to float32
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "config": config.to_dict(),
-        "state_dict": state,
-        "extra": extra,
-    }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
-    return path
-
-
-def _check_loadable(extra: dict) -> None:
-    """Raise ValueError if torch.load(weights_only=True) would refuse something in ``extra``."""
-    buffer = io.BytesIO()
-    torch.save(extra, buffer)
-    buffer.seek(0)
-    try:
-        torch.load(buffer, weights_only=True)
-    except pickle.UnpicklingError as e:
-        why = next((line.strip() for line in str(e).splitlines() if "Unsupported" in line), str(e))
-        raise ValueError(f"save_checkpoint: extra holds a value that torch.load(weights_only=True) "
-                         f"refuses ({why[:200]}); store only dicts, lists, numbers, strings and "
-                         f"tensors (e.g. float(x) for a NumPy number, torch.as_tensor(a) for an "
-                         f"array)") from e
-
-
-def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
-                    expect: ModelConfig | str | None = None) -> tuple[nn.Module, ModelConfig, dict]:
-    """Rebuild the model stored by save_checkpoint: returns (model in eval mode, config, extra).
-
-    ``map_location``: the device the model and the tensors in ``extra`` end up on ("cpu", "cuda").
-    ``expect`` (optional): a ModelConfig that the stored one must equal, a kind ("vrn",
-    "multitask", "guided") or a preset name ("paper", "colab", "cpu") it must match.
-    Raises CheckpointError (a ValueError) naming the file and the fix when the file is missing,
-    corrupt, not a vrnkit checkpoint, of another format version, not what ``expect`` says, or
-    when its weights do not fit the network its config describes. Call model.train() to resume.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path, or train "
-                              f"a model first (save_checkpoint writes it)")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, garbage bytes, unpickling errors...
-        raise CheckpointError(f"checkpoint {str(path)!r} could not be read ({type(e).__name__}: "
-                              f"{str(e)[:200]}); the file is truncated or corrupt: delete it and "
-                              f"save or copy it again") from e
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a vrnkit model checkpoint (no "
-                              f"format={CHECKPOINT_FORMAT!r} entry); write one with "
-                              f"vrnkit.models.save_checkpoint")
-    version = payload.get("format_version")
-    if version != CHECKPOINT_VERSION:
-        newer = isinstance(version, int) and version > CHECKPOINT_VERSION
-        fix = "upgrade vrnkit to read it" if newer else "re-train or re-save it with this vrnkit"
-        raise CheckpointError(f"checkpoint {str(path)!r} has format version {version!r} but this "
-                              f"vrnkit reads version {CHECKPOINT_VERSION}; {fix}")
-    try:
-        config = ModelConfig.from_dict(payload["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r} has an invalid config ({e}); "
-                              f"re-save it with vrnkit.models.save_checkpoint") from e
-    if expect is not None:
-        _check_expected(path, config, expect)
-
-    model = build_model(config)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r}: state_dict does not fit the "
-                              f"{config.kind} network its config describes ({str(e)[:300]}); the "
-                              f"file was edited or written by other code: re-save it with "
-                              f"save_checkpoint") from e
-    model.to(map_location)
-    return model.eval(), config, payload.get("extra", {})
-
-
-def _check_expected(path: Path, config: ModelConfig, expect: ModelConfig | str) -> None:
-    """Raise CheckpointError if ``config`` is not what the caller expected."""
-    if isinstance(expect, str) and expect in KINDS:
-        if config.kind != expect:
-            raise CheckpointError(f"checkpoint {str(path)!r} holds a {config.kind!r} model, "
-                                  f"expected {expect!r}; load a {expect} checkpoint or pass "
-                                  f"expect={config.kind!r}")
-        return
-    if isinstance(expect, str):
-        if expect not in MODEL_PRESETS:
-            raise ValueError(f"expect must be a ModelConfig, a kind {KINDS} or a preset "
-                             f"{tuple(MODEL_PRESETS)}, got {expect!r}")
-        expect = ModelConfig.preset(expect, kind=config.kind)
-    diff = {f.name: (getattr(config, f.name), getattr(expect, f.name))
-            for f in fields(ModelConfig) if getattr(config, f.name) != getattr(expect, f.name)}
-    if diff:
-        listed = ", ".join(f"{k}={got!r} (expected {want!r})" for k, (got, want) in diff.items())
-        raise CheckpointError(f"checkpoint {str(path)!r} does not match the expected config: "
-                              f"{listed}; load the matching checkpoint, or change what you expect")
-
-
-if __name__ == "__main__":
-    rows = summary_table()
-    print(format_table(rows, ["preset", "kind", "features", "image", "depth", "params_M", "GMACs",
-                              "checkpoint_MB"]))
-    paper = next(r for r in rows if r["preset"] == "paper" and r["kind"] == "vrn")
-    print(f"\npaper preset VRN: {paper['params_M']:.1f}M parameters; the released VRN has about "
-          f"{PAPER_VRN_PARAMS / 1e6:.0f}M")

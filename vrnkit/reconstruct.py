@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .config import VolumeSpec
 from .geometry import CropFrame
-from .surface import SMOOTH  # noqa: F401  (the default ``smooth``; notebooks read it here)
+from .surface import SMOOTH, vertex_normals  # SMOOTH: the default ``smooth``; notebooks read it here
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Reconstruction:
         crop, which shows the same face at the network's resolution)."""
         import matplotlib.pyplot as plt
 
-        from .viz import overlay_mesh, render_mesh
+        from .meshviz import overlay_mesh, render_mesh
 
         if photo is None:  # draw in the crop: the mesh and landmarks mapped into it
             region, v, lm = self.crop, self.frame.photo_to_crop(self.vertices), self.frame.photo_to_crop(self.landmarks)
@@ -148,7 +149,7 @@ def _face_region(photo, vertices, landmarks, box, size: int):
 @functools.lru_cache(maxsize=4)
 def _cached(name: str, device: str, mtime: float):
     """A shipped model or a checkpoint file, loaded once per (name, device, file time)."""
-    from .models import load_checkpoint
+    from .checkpoint import load_checkpoint
     from .pretrained import load_pretrained
 
     return load_pretrained(name, device=device) if mtime < 0 else load_checkpoint(name, map_location=device)
@@ -159,7 +160,8 @@ def load_model(model=None, *, device=None):
     network. None: the default photo model (``pretrained.PHOTO_MODEL``). Loaded once per name."""
     import torch
 
-    from .pretrained import PHOTO_MODEL, PRETRAINED, volume_spec_of
+    from .checkpoint import volume_spec_of
+    from .pretrained import PHOTO_MODEL, PRETRAINED
 
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = PHOTO_MODEL if model is None else model
@@ -221,8 +223,7 @@ def reconstruct(photo, *, landmarks=None, model=None, device=None, all_faces: bo
 
 def _reconstruct_face(image, face, net, spec: VolumeSpec, name: str, *, smooth: float, level: float,
                       faces_found: int, seconds: dict) -> Reconstruction:
-    from .pretrained import predict_volume
-    from .realdata import crop_image
+    from .geometry import crop_image
     from .surface import mesh_crop_to_photo, sample_vertex_colours, volume_to_mesh
 
     t = time.perf_counter()
@@ -247,3 +248,69 @@ def _reconstruct_face(image, face, net, spec: VolumeSpec, name: str, *, smooth: 
     return Reconstruction(vertices=v, faces=f, colours=colours, volume=volume, frame=frame,
                           landmarks=np.asarray(face.landmarks, np.float32), crop=crop, box=tuple(face.box),
                           source=face.detector, faces_found=faces_found, model=name, spec=spec, seconds=seconds)
+
+
+def _as_batch(images) -> tuple[torch.Tensor, bool]:
+    """Crops -> ((B, 3, S, S) float32 tensor in [0, 1], whether one image was given)."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"an image tensor must be (B, 3, S, S) float in [0, 1]; got {tuple(images.shape)}")
+        return images.float(), False
+    arr = np.asarray(images)
+    single = arr.ndim == 3
+    arr = arr[None] if single else arr
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"images must be (S, S, 3) or (B, S, S, 3) crops; got shape {np.shape(images)}")
+    if arr.dtype == np.uint8:
+        x = torch.from_numpy(np.array(arr, np.uint8)).float() / 255  # a copy: arrays may be read-only
+    elif arr.dtype.kind == "f":  # already in [0, 1]: never cast floats to uint8 (that gives black)
+        if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
+            raise ValueError(f"float crops must hold values in [0, 1]; got [{arr.min():.3g}, {arr.max():.3g}] "
+                             f"(pass uint8 for 0..255)")
+        x = torch.from_numpy(np.clip(arr, 0, 1).astype(np.float32))
+    else:
+        raise ValueError(f"crops must be uint8 or float in [0, 1]; got dtype {arr.dtype}")
+    return x.permute(0, 3, 1, 2), single
+
+
+@torch.no_grad()
+def predict_volume(model, images, *, landmarks=None, device=None) -> np.ndarray:
+    """Voxel probabilities from crops.
+
+    images: (S, S, 3) or (B, S, S, 3) crops, uint8 or float in [0, 1], or a (B, 3, S, S) float
+        tensor in [0, 1].
+    landmarks: VRN-Guided only: (68, 2|3) or (B, 68, 2|3) landmarks in crop pixels, drawn as the
+        Gaussian heatmaps that guide the volume (as in training). None: the model's own landmark
+        network draws them.
+    Returns (D, S, S) or (B, D, S, S) float32 probabilities (sigmoid of the logits).
+    """
+    from .augment import landmarks_to_heatmaps
+
+    x, single = _as_batch(images)
+    size = model.config.image_size
+    if tuple(x.shape[-2:]) != (size, size):
+        raise ValueError(f"this model takes {size}x{size} crops; got {tuple(x.shape[-2:])}: crop the face first")
+    device = device or next(model.parameters()).device
+    x = x.to(device)
+    kwargs = {}
+    if landmarks is not None and model.config.kind == "guided":
+        lm = torch.as_tensor(np.asarray(landmarks, np.float32), device=device)
+        lm = lm[None] if lm.ndim == 2 else lm
+        if lm.ndim != 3 or lm.shape[0] != x.shape[0] or lm.shape[1] != model.config.num_landmarks:
+            raise ValueError(f"landmarks must be ({model.config.num_landmarks}, 2|3) per image; got "
+                             f"{tuple(np.shape(landmarks))} for {x.shape[0]} image(s)")
+        kwargs["heatmaps"] = landmarks_to_heatmaps(lm, size // 4)
+    out = torch.sigmoid(model(x, **kwargs)["volume"].float()).cpu().numpy()
+    return out[0] if single else out
+
+
+def front_facing(vertices, faces, affine) -> np.ndarray:
+    """Vertices of a predicted iso-surface whose normals face the way the face looks.
+
+    The face's forward direction is its slab's canonical z axis posed into the crop; the sides
+    and flat back of the predicted solid face away from it and are left out of the NME.
+    """
+    v = np.asarray(vertices, np.float64)
+    forward = np.asarray(affine, np.float64)[:, 2]
+    forward /= np.linalg.norm(forward)
+    return v[vertex_normals(v, faces) @ forward > 0.3]

@@ -224,11 +224,23 @@ def mesh_to_trimesh(vertices, faces, *, colours=None):
     v, f = check_mesh(vertices, faces)
     v = v * np.array([1.0, -1.0, 1.0])
     f = f[:, ::-1]
-    c = None if colours is None else _check_colours(colours, len(v))
+    c = None if colours is None else check_colours(colours, len(v))
     return trimesh.Trimesh(vertices=v, faces=f, vertex_colors=c, process=False)
 
 
-def _check_colours(colours, n) -> np.ndarray:
+def vertex_normals(vertices, faces) -> np.ndarray:
+    """(N, 3) unit normals of a mesh's vertices: the area-weighted sum of their triangles' normals
+    (outward for vrnkit's winding)."""
+    v, f = np.asarray(vertices, np.float64), np.asarray(faces)
+    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # length = twice the area
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], n)
+    return vn / (np.linalg.norm(vn, axis=1, keepdims=True) + 1e-12)
+
+
+def check_colours(colours, n) -> np.ndarray:
+    """Per-vertex colours, (N, 3|4) uint8 or float in [0, 1] -> (N, 3|4) uint8, or ValueError."""
     c = np.asarray(colours)
     if c.ndim != 2 or c.shape[0] != n or c.shape[1] not in (3, 4):
         raise ValueError(f"colours must have shape ({n}, 3) or ({n}, 4), one per vertex; got {c.shape}")

@@ -32,11 +32,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import models
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, volume_spec_of
 from .augment import AugmentConfig, draw_params, jitter_landmarks, landmarks_to_heatmaps, make_targets
-from .config import SEED, VolumeSpec, resolve_mode, seed_everything
+from .devices import amp_dtype, check_device, pick_device, setup_distributed
+from .config import SEED, VolumeSpec, preset_for_mode, seed_everything
 from .files import atomic_write, check_number, check_out_folder, remove_temp_files
 from .metrics import nme_estimate, volume_iou
-from .shards import ShardDataset, ShardSampler, collate
+from .datasets.shards import ShardDataset, ShardSampler, collate, read_manifest
 
 
 @dataclass
@@ -55,7 +57,6 @@ class TrainConfig:
     val_holdout: int = 256  # else: samples held out of the end of `data` for validation (0: none)
     max_val_samples: int = 256  # validation samples per epoch (caps its time)
     nme_samples: int = 32  # of those, how many get the NME estimate (CPU nearest neighbours)
-    depth_scale: float = 2.0  # volume slices per crop pixel (paper: 200 slices span 100 px)
     # schedule (the paper: RMSprop, lr 1e-4, 1e-5 after 40 of 50 epochs)
     batch_size: int = 8  # images per process per forward pass
     accumulate: int = 1  # forward passes per optimiser step (global batch = batch * accumulate * processes)
@@ -113,7 +114,7 @@ class TrainConfig:
     @staticmethod
     def for_mode(mode: str | None = None, **overrides) -> "TrainConfig":
         """The preset of a mode (VRNKIT_MODE): quick -> "cpu", full -> "paper"."""
-        return TrainConfig.preset("paper" if resolve_mode(mode) == "full" else "cpu", **overrides)
+        return TrainConfig.preset(preset_for_mode(mode), **overrides)
 
 
 TRAIN_PRESETS = {
@@ -142,7 +143,6 @@ LIMITS = {
     "volume_weight": dict(low=0, high=1e6),
     "heatmap_weight": dict(low=0, high=1e6),
     "guide_jitter": dict(low=0, high=1),
-    "depth_scale": dict(low=0, above=True, high=100),
     "val_holdout": dict(low=0, integer=True),
     "max_val_samples": dict(low=1, integer=True),
     "nme_samples": dict(low=0, integer=True),
@@ -225,6 +225,18 @@ def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=
     return compute_loss(out, targets["volume"], targets["heatmaps"], config)
 
 
+def data_volume_spec(data, mcfg: models.ModelConfig) -> VolumeSpec:
+    """The VolumeSpec of a dataset (its manifest says what made it), checked against the model's
+    sizes; a folder without a manifest gets the paper's proportions at the model's size."""
+    m = read_manifest(data) if Path(data).is_dir() else None
+    spec = VolumeSpec(**m["spec"]) if m and m.get("spec") else volume_spec_of(mcfg)
+    if (spec.height, spec.width, spec.depth) != (mcfg.image_size, mcfg.image_size, mcfg.depth):
+        raise ValueError(f"the dataset {data} holds {spec.width}x{spec.height} crops with {spec.depth}-slice volumes "
+                         f"but the model takes {mcfg.image_size}x{mcfg.image_size} -> {mcfg.depth} slices; make the "
+                         "data with the same --preset as the model (vrnkit synth --preset ...)")
+    return spec
+
+
 def open_datasets(config: TrainConfig, size: int):
     """(train ShardDataset, validation ShardDataset or None), with errors that say what to do.
 
@@ -259,57 +271,7 @@ def open_datasets(config: TrainConfig, size: int):
 
 
 # ---------------------------------------------------------------------------------------------
-# Devices, processes, precision
-
-def setup_distributed():
-    """(rank, world, local_rank, started); starts the process group when launched by torchrun
-    (env://: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); NCCL on GPUs, gloo on CPUs."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, 0, False
-    started = not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", init_method="env://")
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started
-
-
-def check_device(name: str) -> None:
-    """Raise ValueError unless ``name`` is "auto" or a device this machine has."""
-    if name == "auto":
-        return
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device (--device) {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device (--device) {name!r}: this machine has no CUDA GPU that PyTorch can use; "
-                         "use --device cpu (or auto)")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device (--device) {name!r}: this machine has {torch.cuda.device_count()} CUDA GPUs "
-                         f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device (--device) {name!r}: vrnkit trains on cpu or cuda; use auto, cpu, cuda or cuda:N")
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is not None:
-        torch.cuda.set_device(device)  # so NCCL and the caching allocator use this GPU
-    return device
-
-
-def amp_dtype(amp: str, device: torch.device):
-    """The autocast dtype for ``amp`` on ``device`` (None: full float32)."""
-    if amp not in ("auto", "bf16", "fp16", "off"):
-        raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off'; got {amp!r}")
-    if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
-
+# Out of memory
 
 @contextlib.contextmanager
 def explain_out_of_memory(config: TrainConfig, device):
@@ -351,12 +313,12 @@ def set_rng_states(states: dict, generator: torch.Generator) -> None:
 def load_resume(path: Path, mcfg: models.ModelConfig):
     """(state_dict, extra) of out/last.pt, with errors that say what to do."""
     try:
-        loaded, _, extra = models.load_checkpoint(path, map_location="cpu", expect=mcfg)
-    except models.CheckpointError as e:
-        raise models.CheckpointError(f"cannot resume from {path}: {e}. To start a new run, use another "
+        loaded, _, extra = load_checkpoint(path, map_location="cpu", expect=mcfg)
+    except CheckpointError as e:
+        raise CheckpointError(f"cannot resume from {path}: {e}. To start a new run, use another "
                                      f"--out folder or delete {path}") from e
     if "optimizer" not in extra:
-        raise models.CheckpointError(f"cannot resume from {path}: it holds weights only (no optimiser "
+        raise CheckpointError(f"cannot resume from {path}: it holds weights only (no optimiser "
                                      f"state); use another --out folder or delete it")
     return loaded.state_dict(), extra
 
@@ -429,8 +391,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     device = pick_device(config.device, local_rank)
     mcfg = replace(models.ModelConfig.preset(config.model_preset, kind=config.model), **config.model_options)
     S = mcfg.image_size
-    # The crop's face size scales with the image (paper: 90 px in 192); checkpoints carry the spec.
-    spec = VolumeSpec(depth=mcfg.depth, height=S, width=S, depth_scale=config.depth_scale, face_size=90.0 * S / 192)
+    spec = data_volume_spec(config.data, mcfg)  # the volume the targets are made in; checkpoints carry it
     train_set, val_set = open_datasets(config, S)
     out = Path(config.out)
     ckpt_path, csv_path = out / "last.pt", out / "metrics.csv"
@@ -447,7 +408,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     seed_everything(config.seed)
     model = models.build_model(mcfg).to(device)
     if config.init_from and not ckpt_path.exists():  # a resumed run has its own weights
-        model.load_state_dict(models.load_checkpoint(config.init_from, expect=mcfg)[0].state_dict())
+        model.load_state_dict(load_checkpoint(config.init_from, expect=mcfg)[0].state_dict())
     optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
     aug_gen = torch.Generator().manual_seed(config.seed + 1)  # same on every rank: draws for all of G
     dtype = amp_dtype(config.amp, device)
@@ -483,7 +444,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
             extra = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_states(aug_gen),
                      "step": step, "epoch": epoch, "position": position, "global_batch": G, "val": val,
                      "elapsed": elapsed(), "train_config": asdict(config)}
-            models.save_checkpoint(ckpt_path, raw_model, mcfg, extra=extra)
+            save_checkpoint(ckpt_path, raw_model, mcfg, extra=extra)
 
     sampler = ShardSampler(train_set, seed=config.seed)
     loader_gen = torch.Generator().manual_seed(config.seed)  # keeps the DataLoader off the global RNG
@@ -567,7 +528,7 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
         t_log, steps_logged = time.perf_counter(), 0  # do not count validation time in images/s
     bar.close()
     if rank == 0:
-        models.save_checkpoint(out / "model.pt", raw_model, mcfg, extra={"val": val, "step": step,
+        save_checkpoint(out / "model.pt", raw_model, mcfg, extra={"val": val, "step": step,
                                                                           "volume": spec.to_dict(),
                                                                           "train_config": asdict(config)})
     if world > 1:
@@ -593,69 +554,3 @@ def spawn(config: TrainConfig, world: int, *, threads: int = 1) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     torch.multiprocessing.spawn(_spawned, args=(world, port, config, threads), nprocs=world, join=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line: `vrnkit train ...` (vrnkit/cli.py calls add_cli) or `python -m vrnkit.train ...`
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a VRN model on a folder of shards")
-    add_arguments(p)
-    p.set_defaults(func=run_cli)
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--model", default="vrn", choices=models.KINDS, help="network (default: vrn)")
-    p.add_argument("--preset", choices=sorted(TRAIN_PRESETS),
-                   help="model size and training defaults (default: cpu in quick mode, paper in full mode)")
-    p.add_argument("--data", help="folder of training shards (default: the preset's)")
-    p.add_argument("--val", help="folder of validation shards (default: the data folder's val split, else 256 "
-                   "samples held out of it)")
-    p.add_argument("--out", help="output folder; a run resumes from OUT/last.pt if it exists")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--steps", type=int, help="total optimiser steps (overrides --epochs)")
-    p.add_argument("--time-limit", type=float, help="seconds of training; the run ends then (lr drop at 80%% of it)")
-    p.add_argument("--batch-size", type=int, help="images per process per forward pass")
-    p.add_argument("--accumulate", type=int, help="forward passes per optimiser step")
-    p.add_argument("--lr", type=float, help="initial learning rate (dropped 10x after 80%% of the run)")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
-    p.add_argument("--device")
-    p.add_argument("--num-workers", type=int)
-    p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--init-from", help="start from the weights of this model.pt (same model and preset): fine-tune")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
-    p.add_argument("--guide-jitter", type=float, help="guided: landmark noise (NME) on the guiding heatmaps, "
-                   "like a real detector's (about 0.045); default 0")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-
-
-def config_from_args(args) -> TrainConfig:
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in TrainConfig.__dataclass_fields__ and v is not None}
-    if "lr" in overrides:
-        overrides["lr_final"] = overrides["lr"] / 10  # the paper's drop: 1e-4 -> 1e-5
-    if args.preset:
-        return TrainConfig.preset(args.preset, **overrides)
-    return TrainConfig.for_mode(**overrides)
-
-
-def run_cli(args) -> None:
-    config = config_from_args(args)
-    result = train(config)
-    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per process
-        print(f"trained {config.model}/{config.model_preset} for {result['step']} steps -> {result['out'] / 'model.pt'}"
-              + (f"; val IoU {result['val']['val_iou']:.4f}" if result["val"] else ""))
-
-
-if __name__ == "__main__":  # torchrun --nproc_per_node=N -m vrnkit.train --data DIR --out DIR
-    import argparse
-    import sys
-
-    from .cli import run_command
-
-    parser = argparse.ArgumentParser(prog="python -m vrnkit.train", description="train a VRN model")
-    add_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sys.exit(run_command(run_cli, parser.parse_args(), name="python -m vrnkit.train", resumable=True))

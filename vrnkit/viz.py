@@ -1,4 +1,5 @@
-"""Pictures and viewers: galleries, volume slices, overlays, and 3D meshes (k3d or matplotlib).
+"""Pictures of images and volumes: galleries, volume slices and widgets, overlays, training curves.
+Meshes have their own module, :mod:`vrnkit.meshviz`.
 
 Everything here takes NumPy arrays in vrnkit's conventions (README, "Conventions"): images (H, W, 3) in
 crop pixels (x right, y down); volumes (D, H, W) with voxel (d, y, x) centred at crop
@@ -8,13 +9,10 @@ coordinates (x + 0.5, y + 0.5, (d + 0.5) / depth_scale), front of the face = hig
 - :func:`gallery`, :func:`save_gallery`: face crops with their 68 landmarks.
 - :func:`volume_slices`: three orthogonal cuts through a volume; :func:`slice_widget`: the same
   with sliders (ipywidgets). :func:`overlay_volume`: the volume's footprint and front depth over
-  the image, to check that the two are aligned; :func:`front_depth` gives that depth map.
-- :func:`mesh_k3d`: an interactive WebGL view (k3d) and :func:`save_k3d_html`, a self-contained
-  HTML file of it that opens offline; :func:`mesh_picture` / :func:`render_mesh`: a shaded
-  picture through vrnkit's own z-buffer, for where k3d shows nothing (Colab can);
-  :func:`overlay_mesh`: a mesh shaded over its image or photo.
+  the image, to check that the two are aligned.
+- :func:`training_curve`: a run's loss and validation curves, from its metrics.csv.
 
-ipywidgets and k3d are imported only by the functions that need them
+ipywidgets is imported only by the functions that need it
 (``pip install "vrnkit[notebooks]"``).
 
 >>> import numpy as np
@@ -29,8 +27,6 @@ ipywidgets and k3d are imported only by the functions that need them
 from __future__ import annotations
 
 import importlib
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -94,8 +90,8 @@ def save_gallery(path, *, n: int = 24, seed: int = 0, cols: int = 6, colours: in
     import io
 
     from .config import VolumeSpec
-    from .facegen import EXPRESSIONS, FaceModel
-    from .render import random_pose, render_face
+    from .synthfaces.model import EXPRESSIONS, FaceModel
+    from .synthfaces.render import random_pose, render_face
 
     model, rng = FaceModel.default(), np.random.default_rng(seed)
     labels = list(EXPRESSIONS)
@@ -337,25 +333,12 @@ def slice_widget(volume, *, image=None, spec=None, axis: str = "d", index: int |
     return box
 
 
-def front_depth(volume, *, spec=None, level: float = 0.5) -> np.ndarray:
-    """Depth of the front surface per pixel -> (H, W) float32 crop pixels (z toward the viewer),
-    NaN where no voxel is inside: z = (d + 1) / depth_scale for the frontmost inside slice d
-    (the front face of that voxel)."""
-    vol = _volume(volume)
-    ds = _depth_scale(vol, spec)
-    inside = vol > level
-    D = vol.shape[0]
-    top = D - 1 - np.argmax(inside[::-1], axis=0)  # frontmost inside slice (high d = front)
-    z = (top + 1).astype(np.float32) / np.float32(ds)
-    z[~inside.any(0)] = np.nan
-    return z
-
-
 def overlay_volume(image, volume, *, spec=None, level: float = 0.5, size: float = 3.6):
     """The volume over its image, to check alignment -> Figure with two axes.
 
     Left: the image with the volume's footprint (pixels with any voxel inside) outlined.
-    Right: the image under the front depth (:func:`front_depth`, crop pixels, nearer = brighter).
+    Right: the image under the front depth (:func:`vrnkit.metrics.front_surface`, crop pixels,
+    nearer = brighter).
     A well-aligned target covers the face and nothing else; its depth is highest at the nose.
     """
     import matplotlib.pyplot as plt
@@ -363,7 +346,11 @@ def overlay_volume(image, volume, *, spec=None, level: float = 0.5, size: float 
     vol = _volume(volume)
     H, W = vol.shape[1:]
     img = _image(image, (H, W))
-    z = front_depth(vol, spec=spec, level=level)
+    from .config import VolumeSpec
+    from .metrics import front_surface
+
+    _depth_scale(vol, spec)  # a spec must match the volume
+    z = front_surface(vol, spec or VolumeSpec(*vol.shape), level=level).numpy()
     footprint = np.isfinite(z)
     fig, (a, b) = plt.subplots(1, 2, figsize=(2 * size + 1.0, size + 0.3))
     a.imshow(img, extent=(0, W, H, 0))
@@ -381,173 +368,27 @@ def overlay_volume(image, volume, *, spec=None, level: float = 0.5, size: float 
     return fig
 
 
-# ---------------------------------------------------------------------------------------------
-# Meshes
+def training_curve(metrics_csv, path) -> None:
+    """Plot loss per step and validation IoU / NME estimate per epoch from a run's metrics.csv."""
+    import matplotlib
 
-def _mesh(vertices, faces):
-    from .raster import check_mesh
-
-    return check_mesh(vertices, faces)
-
-
-def pack_colours(colours, n: int) -> np.ndarray:
-    """(N, 3) uint8 or float [0, 1] colours -> (N,) uint32 0xRRGGBB, as k3d wants them."""
-    c = np.asarray(colours)
-    if c.ndim != 2 or c.shape[0] != n or c.shape[1] not in (3, 4):
-        raise ValueError(f"colours must have shape ({n}, 3), one RGB per vertex; got {c.shape}")
-    if c.dtype.kind == "f":
-        if not np.all(np.isfinite(c)) or c.min() < 0 or c.max() > 1:
-            raise ValueError("float colours must be finite values in [0, 1]; for 0..255 pass uint8")
-        c = np.rint(c * 255)
-    elif c.dtype != np.uint8:
-        raise ValueError(f"colours must be uint8 or float in [0, 1]; got dtype {c.dtype}")
-    c = c[:, :3].astype(np.uint32)
-    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
-
-
-def mesh_k3d(vertices, faces, *, colours=None, name: str = "face", color: int = 0xD9B8A0, plot=None,
-             height: int = 480, **plot_kw):
-    """An interactive WebGL view of a mesh (k3d) -> the k3d Plot (display it; a notebook shows
-    the last expression of a cell). Drag to rotate, scroll to zoom.
-
-    vertices: (N, 3) image space (y down, z toward the viewer); shown y-up (y -> -y, with the
-    winding reversed so the normals still point out), camera in front of the face.
-    faces: (M, 3). colours: optional (N, 3) per-vertex RGB (uint8 or float [0, 1]), e.g. from
-    :func:`vrnkit.surface.sample_vertex_colours`; without them the mesh is one ``color``.
-    plot: add to an existing k3d Plot instead of making one. Other keywords go to ``k3d.plot``.
-    On Colab, k3d needs ``from google.colab import output; output.enable_custom_widget_manager()``
-    and can still show an empty scene: use :func:`mesh_picture` there, or :func:`save_k3d_html`.
-    """
-    k3d = _require("k3d", "mesh_k3d")
-    v, f = _mesh(vertices, faces)
-    v_up = np.asarray(v * [1.0, -1.0, 1.0], np.float32)
-    f_up = np.asarray(f[:, ::-1], np.uint32)
-    kw = {}
-    if colours is not None:
-        kw["colors"] = pack_colours(colours, len(v))
-    mesh = k3d.mesh(v_up, f_up, color=int(color), name=name, flat_shading=False, side="double", **kw)
-    if plot is None:
-        opts = dict(height=height, grid_visible=False, camera_auto_fit=False, axes_helper=0.0,
-                    background_color=0xFFFFFF)
-        opts.update(plot_kw)
-        plot = k3d.plot(**opts)
-        lo, hi = v_up.min(0).astype(float), v_up.max(0).astype(float)
-        centre, extent = (lo + hi) / 2, float(max(hi[:2] - lo[:2]))
-        # camera_fov 60 deg: the face fills about two thirds of the view from this distance.
-        eye = centre + [0.0, 0.0, 1.15 * extent + (hi[2] - centre[2])]
-        plot.camera = [*eye, *centre, 0.0, 1.0, 0.0]
-    plot += mesh
-    return plot
-
-
-def save_k3d_html(plot, path) -> str:
-    """Write ``plot.get_snapshot()`` to ``path``: one self-contained HTML file (no server, no
-    internet) that shows the interactive plot in any browser. Written to a temporary file in
-    the same folder and renamed, so a reader never sees half a file. Returns the path."""
-    from .files import atomic_write
-
-    path = os.fspath(path)
-    html = plot.get_snapshot()
-    atomic_write(path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
-    return path
-
-
-def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # area-weighted
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, f[:, k], n)
-    return vn / (np.linalg.norm(vn, axis=1, keepdims=True) + 1e-12)
-
-
-def _shade(points, faces, normals, colours, height: int, width: int, light):
-    """Z-buffer ``points`` (image space) -> (rgb (H, W, 3) float, mask (H, W) bool): per-vertex
-    colours times two-sided Lambert shading of the interpolated normals, plus ambient."""
-    from .raster import rasterize
-
-    r = rasterize(points, faces, height, width)
-    nn = r.interpolate(normals, faces)
-    nn /= np.linalg.norm(nn, axis=-1, keepdims=True) + 1e-12
-    light = np.asarray(light, float) / np.linalg.norm(light)
-    lam = np.abs(nn @ light)  # two-sided: open shells and either winding look right
-    rgb = r.interpolate(colours, faces) * (0.25 + 0.75 * lam)[..., None]
-    return np.clip(rgb, 0, 1), r.mask
-
-
-def _rgb01(colours, n: int) -> np.ndarray:
-    if colours is None:
-        return np.full((n, 3), 0.78)
-    c = pack_colours(colours, n)
-    return np.stack([(c >> 16) & 255, (c >> 8) & 255, c & 255], 1) / 255.0
-
-
-def render_mesh(vertices, faces, *, colours=None, size: int = 256, yaw: float = 0.0, margin: float = 0.06,
-                light=(-0.4, -0.5, 1.0), background=1.0, supersample: int = 2) -> np.ndarray:
-    """A shaded picture of a mesh through vrnkit's z-buffer -> (size, size, 3) float32 in [0, 1].
-
-    vertices: (N, 3) image space (y down, z toward the viewer); faces: (M, 3).
-    colours: optional (N, 3) per-vertex RGB (uint8 or float [0, 1]); default light grey.
-    yaw: degrees; the mesh is turned about the vertical axis through its centre (positive:
-    the part at image right, a face's own left side, turns toward the camera) before it is drawn.
-    The mesh is scaled to fill the picture (``margin`` on each side). Shading: two-sided Lambert
-    with smooth vertex normals (a light from the upper left front), plus ambient light.
-    """
-    v, f = _mesh(vertices, faces)
-    c = _rgb01(colours, len(v))
-    centre = (v.min(0) + v.max(0)) / 2
-    t = np.radians(yaw)
-    rot = np.array([[np.cos(t), 0, -np.sin(t)], [0, 1, 0], [np.sin(t), 0, np.cos(t)]])
-    p = (v - centre) @ rot.T
-    S = int(size) * int(supersample)
-    k = S * (1 - 2 * margin) / max(float(np.ptp(p[:, 0])), float(np.ptp(p[:, 1])), 1e-9)
-    rgb, mask = _shade(p * k + [S / 2, S / 2, 0.0], f, _vertex_normals(p, f), c, S, S, light)
-    img = np.where(mask[..., None], rgb, background)
-    img = img.reshape(size, supersample, size, supersample, 3).mean((1, 3))
-    return img.astype(np.float32)
-
-
-def overlay_mesh(image, vertices, faces, *, colours=None, alpha: float = 0.7, light=(-0.4, -0.5, 1.0),
-                 title: str | None = None, size: float = 4.0, ax=None):
-    """A mesh drawn over the image it belongs to -> Figure with one axes.
-
-    vertices: (N, 3) in this image's pixels (x right, y down, z toward the viewer): a mesh in
-    crop coordinates over the crop, or one mapped back with
-    :func:`vrnkit.surface.mesh_crop_to_photo` over the photo. Shaded (z-buffer, Lambert) in
-    ``colours`` (default light blue) and blended with ``alpha``: where it lands shows whether
-    the reconstruction is aligned with the face. ``fig.axes[0].images[-1]`` is the blend.
-    ax: draw on these matplotlib axes instead of a new figure (returns their figure).
-    """
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import pandas as pd
 
-    img = _image(image)
-    img = img[..., :3].astype(np.float32) / (255.0 if img.dtype == np.uint8 else 1.0)
-    v, f = _mesh(vertices, faces)
-    c = np.tile([[0.55, 0.8, 1.0]], (len(v), 1)) if colours is None else _rgb01(colours, len(v))
-    H, W = img.shape[:2]
-    rgb, mask = _shade(v, f, _vertex_normals(v, f), c, H, W, light)
-    out = np.where(mask[..., None], (1 - alpha) * img + alpha * rgb, img)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(size, size * H / W + 0.3), layout="constrained")
-    ax.imshow(np.clip(out, 0, 1), extent=(0, W, H, 0))
-    ax.set_title(title or f"mesh over the image ({int(mask.sum())} pixels covered)", fontsize=9)
-    ax.axis("off")
-    return ax.figure
-
-
-def mesh_picture(vertices, faces, *, colours=None, size: int = 256, yaws=(0.0, -60.0, 60.0), titles=None,
-                 inches: float = 3.0):
-    """Shaded pictures of a mesh from a few yaw angles -> Figure (one axes per angle).
-
-    The matplotlib fallback for :func:`mesh_k3d`: it works wherever matplotlib does (Colab,
-    nbconvert, a PDF). Arguments as :func:`render_mesh`; ``yaws`` in degrees.
-    """
-    import matplotlib.pyplot as plt
-
-    yaws = list(np.atleast_1d(yaws))
-    fig, axes = plt.subplots(1, len(yaws), figsize=(inches * len(yaws), inches + 0.3), squeeze=False)
-    for i, (ax, yaw) in enumerate(zip(axes[0], yaws)):
-        ax.imshow(render_mesh(vertices, faces, colours=colours, size=size, yaw=float(yaw)))
-        ax.set_title(titles[i] if titles is not None else f"yaw {float(yaw):+.0f} deg", fontsize=9)
-        ax.axis("off")
+    df = pd.read_csv(metrics_csv)
+    steps, epochs = df[df["kind"] == "step"], df[df["kind"] == "epoch"]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    smooth = steps["loss"].rolling(50, min_periods=1).mean()
+    ax[0].plot(steps["step"], steps["loss"], alpha=0.25, lw=0.5, label="per step")
+    ax[0].plot(steps["step"], smooth, label="mean of 50 steps")
+    ax[0].set(xlabel="step", ylabel="volume loss (BCE)", yscale="log", title="training loss")
+    ax[0].legend()
+    ax[1].plot(epochs["epoch"] + 1, epochs["val_iou"], "o-", label="val IoU")
+    ax[1].set(xlabel="epoch", ylabel="IoU", title="validation (held-out SynthFaces)")
+    twin = ax[1].twinx()
+    twin.plot(epochs["epoch"] + 1, epochs["val_nme"], "s--", color="C3", label="val NME estimate")
+    twin.set_ylabel("NME estimate", color="C3")
     fig.tight_layout()
-    return fig
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

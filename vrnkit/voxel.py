@@ -352,3 +352,12 @@ def mesh_to_volume(vertices, faces, spec: VolumeSpec, *, fill: str = "even-odd",
         cz = (np.arange(D) + 0.5) / ds
         return (cz[:, None, None] >= zb[None]) & (cz[:, None, None] <= r.depth[None])
     raise ValueError(f"fill must be 'even-odd' (watertight meshes) or 'front' (open surfaces); got {fill!r}")
+
+
+def fit_to_volume(vertices, spec, *, margin: float = 0.1):
+    """Scale and move a mesh so it fits the crop (x, y) and sits in the middle of the depth."""
+    v = np.asarray(vertices, np.float64)
+    lo, hi = v.min(0), v.max(0)
+    size = np.array([spec.width, spec.height, spec.depth_span])
+    s = ((1 - 2 * margin) * size / np.maximum(hi - lo, 1e-12)).min()
+    return (v - (lo + hi) / 2) * s + size / 2

@@ -7,11 +7,11 @@ import pytest
 
 from vrnkit.config import VolumeSpec
 from vrnkit.geometry import FLIP_PERMUTATION
-from vrnkit.shards import FORMAT_VERSION, ShardDataset, collate, list_shards, read_index, read_shard
-from vrnkit.synth import PROTOCOLS, TEST_IDENTITY_BASE, generate, get_protocol, make_sample
+from vrnkit.datasets.shards import FORMAT_VERSION, ShardDataset, collate, list_shards, read_index, read_shard
+from vrnkit.synthfaces.dataset import PROTOCOLS, TEST_IDENTITY_BASE, generate, get_protocol, make_sample
 from vrnkit.voxel import Slab, mesh_to_volume, slab_to_volume
 
-QUICK = VolumeSpec.preset("quick")
+QUICK = VolumeSpec.preset("cpu")
 
 
 def digest(root):
@@ -106,9 +106,9 @@ def sample_volume(s, spec):
 
 @pytest.mark.parametrize("index", range(4))
 def test_slab_volume_agrees_with_the_mesh_voxeliser_on_near_frontal_faces(index):
-    from vrnkit.facegen import FaceModel
+    from vrnkit.synthfaces.model import FaceModel
 
-    from vrnkit.render import render_face
+    from vrnkit.synthfaces.render import render_face
 
     spec = VolumeSpec.preset("paper")
     model = FaceModel.default()

@@ -15,11 +15,11 @@ gives identical bytes.
 
 >>> import numpy as np
 >>> from vrnkit.config import VolumeSpec
->>> from vrnkit.facegen import FaceModel, EXPRESSIONS
+>>> from vrnkit.synthfaces.model import FaceModel, EXPRESSIONS
 >>> model, rng = FaceModel.default(), np.random.default_rng(0)
 >>> yaw, pitch, roll = random_pose(rng)
 >>> s = render_face(model, model.sample_identity(rng), EXPRESSIONS["happiness"], yaw=yaw,
-...                 pitch=pitch, roll=roll, spec=VolumeSpec.preset("quick"), rng=rng)
+...                 pitch=pitch, roll=roll, spec=VolumeSpec.preset("cpu"), rng=rng)
 >>> s["image"].shape, s["image"].dtype, s["landmarks"].shape
 ((64, 64, 3), dtype('uint8'), (68, 3))
 """
@@ -31,11 +31,11 @@ import io
 import numpy as np
 from scipy import ndimage
 
-from .config import VolumeSpec
-from .facegen import FaceModel
-from .facemesh import NU, NV, feature_maps, grid_faces
-from .geometry import CropFrame, euler_to_matrix
-from .raster import rasterize
+from ..config import VolumeSpec
+from .model import FaceModel
+from .mesh import NU, NV, feature_maps, grid_faces
+from ..geometry import CropFrame, euler_to_matrix
+from ..raster import rasterize
 
 TEXTURE_SCALE = 4  # texels per grid cell of the feature maps
 PHOTO_SIZE = 480  # side (px) of the virtual photo that the crop is cut from
@@ -49,12 +49,13 @@ IRIS_COLOURS = np.array([[0.25, 0.14, 0.07], [0.12, 0.07, 0.04], [0.30, 0.45, 0.
 LANDMARK_DEPTH_TOL_MM = 3.0  # a landmark is visible if within this depth of the z-buffer
 
 
-def random_pose(rng, *, max_yaw=np.pi / 2, max_pitch=np.radians(35), max_roll=np.radians(35)):
+def random_pose(rng, *, max_yaw=np.pi / 2, max_pitch=np.radians(35), max_roll=np.radians(30)):
     """(yaw, pitch, roll) in radians: yaw uniform in +-max_yaw (300W-LP spans +-90 deg),
-    pitch and roll normal (sd 12 and 10 deg) clipped to their maxima."""
+    pitch and roll normal (sd 12 and 8 deg) clipped to their maxima. SynthFaces' datasets draw
+    their poses here too."""
     yaw = rng.uniform(-max_yaw, max_yaw)
     pitch = np.clip(rng.normal(0, np.radians(12)), -max_pitch, max_pitch)
-    roll = np.clip(rng.normal(0, np.radians(10)), -max_roll, max_roll)
+    roll = np.clip(rng.normal(0, np.radians(8)), -max_roll, max_roll)
     return float(yaw), float(pitch), float(roll)
 
 
@@ -110,7 +111,7 @@ def render_face(model: FaceModel, identity, expression, *, yaw: float, pitch: fl
     (CropFrame, virtual photo -> crop); affine (3, 4) float32 model mm -> crop;
     pose (3,) float32 (yaw, pitch, roll) radians.
 
-    Below 256 px the z-buffer uses every second grid row and column (facemesh.grid_faces(2),
+    Below 256 px the z-buffer uses every second grid row and column (mesh.grid_faces(2),
     the same look at a third of the cost); vertices and landmarks are always the full mesh.
     """
     if lighting not in ("normal", "strong"):
@@ -118,7 +119,7 @@ def render_face(model: FaceModel, identity, expression, *, yaw: float, pitch: fl
     spec = spec or VolumeSpec.preset("paper")
     H, W = spec.height, spec.width
     v_model = model.vertices(identity, expression)
-    frame, affine = pose_to_crop(v_model[model.landmark_indices], yaw=yaw, pitch=pitch, roll=roll,
+    frame, affine = pose_to_crop(v_model[model.landmarks], yaw=yaw, pitch=pitch, roll=roll,
                                  spec=spec, rng=rng, jitter=jitter)
     v = v_model.astype(np.float64) @ affine[:, :3].T + affine[:, 3]
     px_per_mm = float(np.linalg.norm(affine[0, :3]))
@@ -141,12 +142,12 @@ def render_face(model: FaceModel, identity, expression, *, yaw: float, pitch: fl
     normal, uv = normal_uv[:, :3], normal_uv[:, 3:]
     albedo, shine = _albedo(uv, look)
     image[mask] = _shade(albedo, normal, shine, look)
-    occluder = _occluders(image, v[model.landmark_indices], look, rng) if occluders else np.zeros((H, W), bool)
+    occluder = _occluders(image, v[model.landmarks], look, rng) if occluders else np.zeros((H, W), bool)
     image = _camera(image, rng, W)
 
-    lm = v[model.landmark_indices]
+    lm = v[model.landmarks]
     return dict(image=image, landmarks=lm.astype(np.float32),
-                landmark_visible=_visible(lm, vnormals[model.landmark_indices], r, LANDMARK_DEPTH_TOL_MM * px_per_mm),
+                landmark_visible=_visible(lm, vnormals[model.landmarks], r, LANDMARK_DEPTH_TOL_MM * px_per_mm),
                 vertices=v.astype(np.float32), mask=mask, occluder=occluder, frame=frame,
                 affine=affine.astype(np.float32), pose=np.array([yaw, pitch, roll], np.float32))
 

@@ -10,7 +10,8 @@ own scans (S = crop size, Hc x Wc = canonical slab grid, here Hc = Wc = S):
     back        () float32          slab flat-back depth
     affine      (3, 4) float32      slab canonical -> crop
     frame       (4,) float64        CropFrame [scale, tx, ty, tz], photo -> crop
-    vertices    (N, 3) float32      optional: ground-truth mesh in crop coordinates (test sets)
+    vertices    (K, 3) float32      optional (test sets): the ground truth's face region (the
+                                    vertices the NME is measured on) in crop coordinates
 
 plus metadata (one row of the index table): id, split, source, identity, expression, yaw,
 pitch, roll (degrees). A dataset folder holds ``shard-00000.npz, shard-00001.npz, ...`` (stacked
@@ -38,9 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write, check_out_folder, remove_temp_files
+from ..files import atomic_write, check_out_folder, remove_temp_files
 
-FORMAT_VERSION = 1
+# Version 2: ``vertices`` holds the face region only, for every source (version 1 stored
+# SynthFaces' whole head, so evaluation had to know which face model made a test set).
+FORMAT_VERSION = 2
 SAMPLE_KEYS = ("image", "landmarks", "front", "mask", "back", "affine", "frame")
 OPTIONAL_KEYS = ("vertices",)
 META_COLUMNS = ("id", "split", "source", "identity", "expression", "yaw", "pitch", "roll")
@@ -249,7 +252,7 @@ def read_manifest(root) -> dict | None:
 
 
 def describe(m: dict) -> str:
-    """One line for a manifest: "SynthFaces synth-300wlp (10 samples, seed 0, preset quick)"."""
+    """One line for a manifest: "SynthFaces synth-300wlp (10 samples, seed 0, preset cpu)"."""
     what = SOURCE_NAMES.get(m.get("kind"), str(m.get("kind")))
     what += f" {m['protocol']}" if m.get("protocol") else (f" from {m['source']}" if m.get("source") else "")
     count = m.get("samples", m.get("n"))

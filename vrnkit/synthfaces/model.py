@@ -10,7 +10,7 @@ Origin: on the mid-sagittal plane (x = 0), at the height of the eye centres (y =
 of the corneas (z = 0). The nose tip is near (0, 32, 30), the chin near (0, 118, 0), the ears near
 x = +-72, z = -85. The subject's right side is at x < 0 (image left in a frontal view).
 
-The mesh (vrnkit.facemesh) is a graph over a cylinder around a vertical axis, so it cannot fold;
+The mesh (vrnkit.synthfaces.mesh) is a graph over a cylinder around a vertical axis, so it cannot fold;
 special rows are the eyelid margins and the lips' meeting line. The mouth is a slit of three rows
 (upper inner lip, mouth interior, lower inner lip) that opens when the jaw drops; an eye closes
 when its upper-lid row moves down to the lower one. Identity and expression are smooth
@@ -22,7 +22,7 @@ eyes open only through the expressions meant to open them.
 >>> model = FaceModel.default()
 >>> rng = np.random.default_rng(0)
 >>> v = model.vertices(model.sample_identity(rng), EXPRESSIONS["surprise"])
->>> v.shape == (model.n_vertices, 3) and model.landmark_indices.shape == (68,)
+>>> v.shape == (model.n_vertices, 3) and model.landmarks.shape == (68,)
 True
 """
 from __future__ import annotations
@@ -31,10 +31,10 @@ import functools
 
 import numpy as np
 
-from .facemesh import (AXIS_Z, EYE_INNER, EYE_OUTER, EYE_X, I_LL, I_LO, I_M, I_UL, I_UP, MOUTH_HALF, MOUTH_Y,
+from .mesh import (AXIS_Z, EYE_INNER, EYE_OUTER, EYE_X, I_LL, I_LO, I_M, I_UL, I_UP, MOUTH_HALF, MOUTH_Y,
                        NU, NV, bottom_edge, bump, grid_faces, mouth_open_profile, nose_height,
                        smoothstep, surface_radius, template)
-from .geometry import FLIP_PERMUTATION, OUTER_EYE_CORNERS
+from ..geometry import FLIP_PERMUTATION, OUTER_EYE_CORNERS
 
 # ---------------------------------------------------------------------------------------------
 # Displacement fields. Each takes the template dict t and returns (N, 3) mm for one unit of
@@ -275,9 +275,9 @@ class FaceModel:
     """The SynthFaces morphable model: a fixed mesh, its mean and two linear bases.
 
     Attributes: faces (M, 3) int32; mean (N, 3) float32 mm; identity_basis (3N, K_id) and
-    expression_basis (3N, K_exp) float32; identity_names, expression_names; landmark_indices
-    (68,) iBUG order; outer_eye_corners (2,) vertex indices (landmarks 36 and 45); face_region
-    (N,) bool (the NME region); mirror (N,) permutation (see mirror_vertices); uv (N, 2) float32
+    expression_basis (3N, K_exp) float32; identity_names, expression_names; landmarks (68,) vertex
+    indices in iBUG order; outer_eye_corners (2,) vertex indices (landmarks 36 and 45); face_region
+    (K,) vertex indices (the NME region); mirror (N,) permutation (see mirror_vertices); uv (N, 2) float32
     grid coordinates (column, row) for texture look-ups; grid_shape (rows, columns).
     Build it once with ``FaceModel.default()`` (cached; about a second).
     """
@@ -293,9 +293,9 @@ class FaceModel:
         self._id_rows = np.ascontiguousarray(_basis(t, _ID_FIELDS).T)
         self._exp_rows = np.ascontiguousarray(_basis(t, _EXP_FIELDS).T)
         self.identity_basis, self.expression_basis = self._id_rows.T, self._exp_rows.T
-        self.landmark_indices = _landmark_indices(t)
-        self.outer_eye_corners = self.landmark_indices[list(OUTER_EYE_CORNERS)]
-        self.face_region = _face_region(t)
+        self.landmarks = _landmark_indices(t)
+        self.outer_eye_corners = self.landmarks[list(OUTER_EYE_CORNERS)]
+        self.face_region = np.flatnonzero(_face_region(t))
         self.mirror = _mirror_indices()
         self.uv = np.stack([t["cols"], t["rows"]], 1).astype(np.float32)
         self._id_sign = np.array([-1.0 if n in ANTISYMMETRIC_IDENTITY else 1.0 for n in IDENTITY_NAMES])
@@ -327,10 +327,6 @@ class FaceModel:
         if expression is not None:
             v = v + np.einsum("k,kn->n", self.check_expression(expression).astype(np.float32), self._exp_rows)
         return v.reshape(-1, 3)
-
-    def landmarks(self, vertices) -> np.ndarray:
-        """(68, 3) landmark positions taken from (N, 3) vertices (any frame)."""
-        return np.asarray(vertices)[self.landmark_indices]
 
     def sample_identity(self, rng, *, scale: float = 1.0) -> np.ndarray:
         """Random identity: normal in standard-deviation units, clipped to +-2.5; the

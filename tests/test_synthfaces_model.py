@@ -3,8 +3,8 @@ import doctest
 import numpy as np
 import pytest
 
-from vrnkit import facegen, facemesh
-from vrnkit.facegen import EXPRESSION_RANGE, EXPRESSIONS, IDENTITY_RANGE, FaceModel
+from vrnkit.synthfaces import model as facegen, mesh as facemesh
+from vrnkit.synthfaces.model import EXPRESSION_RANGE, EXPRESSIONS, IDENTITY_RANGE, FaceModel
 from vrnkit.geometry import FLIP_PERMUTATION, LANDMARK_GROUPS
 
 
@@ -40,11 +40,11 @@ def test_mesh_and_tables(model):
     assert len(model.identity_names) >= 20 and len(model.expression_names) >= 8
     assert model.identity_basis.shape == (3 * n, len(model.identity_names))
     assert model.expression_basis.shape == (3 * n, len(model.expression_names))
-    assert model.landmark_indices.shape == (68,) and len(set(model.landmark_indices)) == 68
-    assert list(model.outer_eye_corners) == list(model.landmark_indices[[36, 45]])
+    assert model.landmarks.shape == (68,) and len(set(model.landmarks)) == 68
+    assert list(model.outer_eye_corners) == list(model.landmarks[[36, 45]])
     assert np.array_equal(np.sort(model.mirror), np.arange(n))  # a permutation ...
     assert np.array_equal(model.mirror[model.mirror], np.arange(n))  # ... and an involution
-    assert 8_000 < model.face_region.sum() < n
+    assert 8_000 < len(model.face_region) < n
     assert set(EXPRESSIONS) == {"neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise"}
     assert not EXPRESSIONS["neutral"].any()
     for label, e in EXPRESSIONS.items():
@@ -54,7 +54,7 @@ def test_mesh_and_tables(model):
 
 def test_units_and_proportions(model):
     v = model.mean
-    lm = model.landmarks(v)
+    lm = v[model.landmarks]
     assert 130 < np.ptp(v[:, 0]) < 160  # ear to ear, mm
     assert 180 < lm[8, 1] - v[:, 1].min() < 235  # top of the forehead to the chin
     assert 85 < np.linalg.norm(lm[36] - lm[45]) < 100  # outer eye corners
@@ -66,7 +66,7 @@ def test_units_and_proportions(model):
 def test_landmarks_mean_what_ibug_says(model):
     rng = np.random.default_rng(1)
     for _ in range(5):
-        lm = model.landmarks(model.vertices(model.sample_identity(rng), model.sample_expression(rng)))
+        lm = model.vertices(model.sample_identity(rng), model.sample_expression(rng))[model.landmarks]
         x, y, z = lm.T
         assert x[0] < x[8] < x[16] and y[8] == y[:17].max()  # jaw: subject's right ear (image left) -> left
         assert x[36] < x[39] < x[42] < x[45]  # outer and inner eye corners, right eye first
@@ -76,10 +76,10 @@ def test_landmarks_mean_what_ibug_says(model):
         assert y[30] < y[33] < y[51] < y[62] <= y[66] < y[57] < y[8]  # nose, lips, chin in order
         assert x[48] < x[60] < x[64] < x[54] and x[31] < x[33] < x[35]
     # The mouth opens: inner lips part; eyes close: lids meet.
-    lm = model.landmarks(model.vertices(None, EXPRESSIONS["surprise"]))
+    lm = model.vertices(None, EXPRESSIONS["surprise"])[model.landmarks]
     assert lm[66, 1] - lm[62, 1] > 12
-    closed = model.landmarks(model.vertices(None, np.eye(len(model.expression_names))[
-        model.expression_names.index("eye_close")]))
+    closed = model.vertices(None, np.eye(len(model.expression_names))[
+        model.expression_names.index("eye_close")])[model.landmarks]
     assert closed[41, 1] - closed[37, 1] < 0.3 * (lm[41, 1] - lm[37, 1])
 
 
@@ -90,7 +90,7 @@ def test_mirror_maps_landmarks_with_flip_permutation(model):
         v = model.vertices(ident, model.sample_expression(rng))
         mirrored = model.mirror_vertices(v)
         np.testing.assert_allclose(mirrored, v, atol=1e-4)  # a symmetric face is its own mirror image
-        lm = model.landmarks(v)
+        lm = v[model.landmarks]
         np.testing.assert_allclose(lm[FLIP_PERMUTATION] * [-1, 1, 1], lm, atol=1e-4)
     # Any face: the mirror image is the face of the mirrored parameters.
     ident, expr = model.sample_identity(rng, scale=2.0), model.sample_expression(rng)
@@ -188,8 +188,23 @@ def test_feature_maps_cover_their_features(model):
     maps = facemesh.feature_maps(4)
     assert all(m.shape == maps["y"].shape and m.dtype == np.float32 for m in maps.values())
     # A landmark's texel carries the feature it names.
-    r, c = model.uv[model.landmark_indices, 1], model.uv[model.landmark_indices, 0]
+    r, c = model.uv[model.landmarks, 1], model.uv[model.landmarks, 0]
     at = lambda name, k: maps[name][int(round(r[k] * 4 + 1.5)), int(round(c[k] * 4 + 1.5))]  # noqa: E731
     assert at("lips", 62) > 0.5 and at("lips", 66) > 0.5 and at("brows", 19) > 0.5 and at("sclera", 36) < 0.5
     assert maps["iris"].max() == pytest.approx(1, abs=0.01) and maps["mouth"].max() == pytest.approx(1, abs=0.01)
     assert all(len(idx) for idx in LANDMARK_GROUPS.values())
+
+
+def test_both_face_models_share_one_protocol(model):
+    """SynthFaces' model and the 3DDFA model are used the same way: landmarks and face region are
+    vertex index arrays of the same names (once a bool mask on one and a method on the other)."""
+    from vrnkit.datasets.morphable import toy_face_model
+    from vrnkit.geometry import FaceTopology
+
+    for m in (model, toy_face_model()):
+        assert isinstance(m, FaceTopology)
+        assert m.landmarks.shape == (68,) and m.landmarks.dtype.kind == "i"
+        assert m.face_region.ndim == 1 and m.face_region.dtype.kind == "i"
+        assert 0 < len(m.face_region) < len(m.mean) and m.face_region.max() < len(m.mean)
+        # the nose tip is inside the NME region of both
+        assert m.landmarks[30] in set(m.face_region.tolist())

@@ -1,6 +1,6 @@
 """Real-data readers on fixture files written here in the real formats (MATLAB v5 .mat, JPEG).
 
-The fixtures use a small face-like model (vrnkit.morphable.toy_face_model) written with the
+The fixtures use a small face-like model (vrnkit.datasets.morphable.toy_face_model) written with the
 real field names and shapes. Known meshes are rebuilt below with 3DDFA's formulas written out
 independently of vrnkit, and compared with what the readers produce.
 
@@ -17,13 +17,15 @@ from scipy.io import savemat
 
 from vrnkit.config import VolumeSpec
 from vrnkit.geometry import CropFrame, euler_to_matrix
-from vrnkit.morphable import load_morphable_model, toy_face_model
+from vrnkit.datasets.morphable import load_morphable_model, toy_face_model
 from vrnkit.raster import rasterize
-from vrnkit.realdata import (Face, crop_image, folder_sample, prepare, read_params)
-from vrnkit.shards import ShardDataset, check_sample, collate, list_shards, read_index, read_shard
+from vrnkit.datasets.morphable import read_params
+from vrnkit.datasets.real import Face, folder_sample, prepare
+from vrnkit.geometry import crop_image
+from vrnkit.datasets.shards import ShardDataset, check_sample, collate, list_shards, read_index, read_shard
 from vrnkit.voxel import mesh_to_volume, slab_from_model, slab_to_volume
 
-QUICK = VolumeSpec.preset("quick")
+QUICK = VolumeSpec.preset("cpu")
 H = W = 450  # 300W-LP and AFLW2000-3D images are 450 x 450
 
 
@@ -156,7 +158,7 @@ def test_loads_3ddfa_model_files(tmp_path):
     np.testing.assert_allclose(m.mean, (files["mu_shape"] + files["mu_exp"]).reshape(3, -1, order="F").T, rtol=1e-6)
     np.testing.assert_array_equal(m.faces, files["tri"].T - 1)
     np.testing.assert_array_equal(m.landmarks, files["keypoints"][0] - 1)
-    region = m.face_region()
+    region = m.face_region
     assert 0.3 * m.n_vertices < len(region) < m.n_vertices and set(m.landmarks[[36, 45]]) <= set(region)
 
 
@@ -246,7 +248,7 @@ def test_samples_have_the_shard_format_and_the_paper_crop(aflw, tmp_path):
                   mask=((192, 192), bool), back=((), np.float32), affine=((3, 4), np.float32), frame=((4,), np.float64))
     for k, (shape, dtype) in expect.items():
         assert s[k].shape == shape and s[k].dtype == dtype, k
-    assert s["vertices"].dtype == np.float32 and s["vertices"].shape == (len(model.face_region()), 3)
+    assert s["vertices"].dtype == np.float32 and s["vertices"].shape == (len(model.face_region), 3)
     assert set(meta[0]) == {"id", "split", "source", "identity", "expression", "yaw", "pitch", "roll"}
     assert meta[0]["split"] == "test" and meta[0]["source"] == "aflw2000-3d"
     # The paper's crop: the landmark box is 90 px (sqrt of w * h), centred, mean depth mid-volume.
@@ -257,11 +259,11 @@ def test_samples_have_the_shard_format_and_the_paper_crop(aflw, tmp_path):
 
 def test_samples_match_synthfaces_field_for_field(aflw, tmp_path):
     root, model_dir, model = aflw
-    prepare("aflw2000", root, tmp_path, model=model, preset="quick", workers=1, limit=1, progress=False)
+    prepare("aflw2000", root, tmp_path, model=model, preset="cpu", workers=1, limit=1, progress=False)
     arrays, meta = read_shard(list_shards(tmp_path)[0])
     s = {k: v[0] for k, v in arrays.items()}
     # Field for field against SynthFaces' test set (vertex counts differ: another mesh).
-    synth = pytest.importorskip("vrnkit.synth")
+    synth = pytest.importorskip("vrnkit.synthfaces.dataset")
     try:
         other, other_meta = synth.make_sample("synth-aflw2000", 0, spec=QUICK)
     except ImportError as e:  # SynthFaces is being written at the same time
@@ -276,7 +278,7 @@ def test_samples_match_synthfaces_field_for_field(aflw, tmp_path):
 def test_slab_is_slab_from_model_and_matches_the_posed_mesh(aflw, tmp_path):
     root, model_dir, model = aflw
     out = tmp_path / "out"
-    prepare("aflw2000", root, out, model=model, preset="quick", workers=1, progress=False)
+    prepare("aflw2000", root, out, model=model, preset="cpu", workers=1, progress=False)
     ds = ShardDataset(out)
     for i in range(len(ds)):
         s = ds[i]
@@ -303,7 +305,7 @@ def test_slab_is_slab_from_model_and_matches_the_posed_mesh(aflw, tmp_path):
         bright = s["image"].mean(-1) > 60
         assert (bright & r.mask).sum() / (bright | r.mask).sum() > 0.9
         # Ground-truth vertices are the face region, in the crop.
-        np.testing.assert_allclose(s["vertices"], crop_v[model.face_region()], atol=1e-3)
+        np.testing.assert_allclose(s["vertices"], crop_v[model.face_region], atol=1e-3)
 
 
 def test_crop_image_matches_skimage_warp():
@@ -334,9 +336,9 @@ def test_cli_converts_300wlp_and_aflw2000_trees(tmp_path):
     aflw_root, _ = make_aflw2000_fixture(tmp_path / "b", n=3)
     out1, out2 = tmp_path / "wlp", tmp_path / "aflw"
     assert run_cli(["prepare", "300wlp", "--root", str(wlp), "--model", str(model_dir), "--out", str(out1),
-                    "--preset", "quick", "--shard-size", "2", "--workers", "2", "--no-progress"]) == 0
+                    "--preset", "cpu", "--shard-size", "2", "--workers", "2", "--no-progress"]) == 0
     assert run_cli(["prepare", "aflw2000", "--root", str(aflw_root), "--model", str(model_dir), "--out", str(out2),
-                    "--preset", "quick", "--shard-size", "2", "--no-progress"]) == 0
+                    "--preset", "cpu", "--shard-size", "2", "--no-progress"]) == 0
     for out, n, split in ((out1, 6, "train"), (out2, 3, "test")):
         index = read_index(out)
         assert len(index) == n and index["id"].is_unique and set(index["split"]) == {split}
@@ -356,7 +358,7 @@ def test_converted_300wlp_trains_for_a_few_steps(tmp_path):
     root, model_dir = make_300wlp_fixture(tmp_path, n=8)
     out = tmp_path / "shards"
     assert run_cli(["prepare", "300wlp", "--root", str(root), "--model", str(model_dir), "--out", str(out),
-                    "--preset", "quick", "--shard-size", "4", "--workers", "1", "--no-progress"]) == 0
+                    "--preset", "cpu", "--shard-size", "4", "--workers", "1", "--no-progress"]) == 0
     cfg = TrainConfig(model_preset="cpu", data=str(out), out=str(tmp_path / "run"), steps=12, batch_size=4,
                       val_holdout=0, model_options=dict(features=16, hourglass_depth=2), augment=False,
                       progress=False, num_workers=0, lr=1e-3, lr_final=1e-3)
@@ -372,7 +374,7 @@ def _shards(out):
 
 def test_interrupted_conversion_resumes_to_identical_shards(tmp_path):
     root, model_dir = make_300wlp_fixture(tmp_path, n=7)
-    kw = dict(model=model_dir, preset="quick", shard_size=2, workers=1, progress=False)
+    kw = dict(model=model_dir, preset="cpu", shard_size=2, workers=1, progress=False)
     prepare("300wlp", root, tmp_path / "full", **kw)
     want = _shards(tmp_path / "full")
     out = tmp_path / "resumed"
@@ -430,7 +432,7 @@ def test_bad_input_gives_a_clear_error_naming_the_file(tmp_path, capsys, kind):
     files = write_model(tmp_path / "ref")
     path, message = _corrupt(kind)(root, files)
     code = run_cli(["prepare", "aflw2000", "--root", str(root), "--model", str(model_dir),
-                    "--out", str(tmp_path / "out"), "--preset", "quick", "--workers", "1", "--no-progress"])
+                    "--out", str(tmp_path / "out"), "--preset", "cpu", "--workers", "1", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and str(path) in err and message in err, err
 
@@ -484,11 +486,11 @@ def test_folder_pairs_become_front_filled_slabs(tmp_path):
     nolm = folder_sample(tmp_path / "scan.png", tmp_path / "scan.obj", QUICK)
     assert np.isnan(nolm["landmarks"]).all() and nolm["mask"].any()
     # Through prepare: pairs by stem, and an image without a mesh is reported.
-    index = prepare("folder", tmp_path, tmp_path / "out", preset="quick", workers=1, progress=False)
+    index = prepare("folder", tmp_path, tmp_path / "out", preset="cpu", workers=1, progress=False)
     assert list(index["id"]) == ["scan"]
     Image.fromarray(img).save(tmp_path / "lonely.jpg")
     with pytest.raises(ValueError, match="lonely.jpg"):
-        prepare("folder", tmp_path, tmp_path / "out2", preset="quick", workers=1, progress=False)
+        prepare("folder", tmp_path, tmp_path / "out2", preset="cpu", workers=1, progress=False)
 
 
 def slab_from_sample(s):
@@ -499,6 +501,6 @@ def slab_from_sample(s):
 
 def test_prepare_json_records_the_settings(tmp_path):
     root, model_dir = make_aflw2000_fixture(tmp_path, n=1)
-    prepare("aflw2000", root, tmp_path / "o", model=model_dir, preset="quick", workers=1, progress=False)
+    prepare("aflw2000", root, tmp_path / "o", model=model_dir, preset="cpu", workers=1, progress=False)
     rec = json.loads((tmp_path / "o" / "prepare.json").read_text())
     assert rec["kind"] == "aflw2000" and rec["spec"]["depth"] == 64

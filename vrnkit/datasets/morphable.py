@@ -35,13 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry import OUTER_EYE_CORNERS, euler_to_matrix
+from ..geometry import OUTER_EYE_CORNERS, euler_to_matrix
 
 NOSE_TIP = 30  # iBUG landmark 31 (1-based): the centre of the face region
 # Face region = vertices within this many outer interocular distances of the nose tip (3D, on
 # the mean face): about 85 mm on an adult face, i.e. eyes, nose, mouth and chin without the
 # ears, the neck and most of the forehead. The paper's ~19k-vertex region came from BFM's
-# segmentation files, which are not part of the files above; check len(model.face_region()).
+# segmentation files, which are not part of the files above; check len(model.face_region).
 FACE_RADIUS = 0.9
 
 WHERE_TO_GET = (
@@ -112,18 +112,16 @@ class MorphableModel:
         v = self.mean[None].astype(np.float64) + flat.T.reshape(len(sp), -1, 3)
         return v[0] if single else v
 
-    def face_region(self, *, radius: float = FACE_RADIUS) -> np.ndarray:
-        """Indices (K,) int64 of the face-region vertices: within ``radius`` outer interocular
-        distances of the nose tip on the mean face, plus the two outer eye corners."""
-        if radius == FACE_RADIUS and self._region is not None:
-            return self._region
-        eyes = self.mean[self.landmarks[list(OUTER_EYE_CORNERS)]].astype(np.float64)
-        iod = np.linalg.norm(eyes[0] - eyes[1])
-        d = np.linalg.norm(self.mean - self.mean[self.landmarks[NOSE_TIP]], axis=1)
-        region = np.union1d(np.nonzero(d <= radius * iod)[0], self.landmarks[list(OUTER_EYE_CORNERS)])
-        if radius == FACE_RADIUS:
-            self._region = region
-        return region
+    @property
+    def face_region(self) -> np.ndarray:
+        """Indices (K,) int64 of the face-region vertices (the NME region): within FACE_RADIUS
+        outer interocular distances of the nose tip on the mean face, plus the two outer eye corners."""
+        if self._region is None:
+            eyes = self.mean[self.landmarks[list(OUTER_EYE_CORNERS)]].astype(np.float64)
+            iod = np.linalg.norm(eyes[0] - eyes[1])
+            d = np.linalg.norm(self.mean - self.mean[self.landmarks[NOSE_TIP]], axis=1)
+            self._region = np.union1d(np.nonzero(d <= FACE_RADIUS * iod)[0], self.landmarks[list(OUTER_EYE_CORNERS)])
+        return self._region
 
     def save_3ddfa(self, folder) -> None:
         """Write Model_Shape.mat and Model_Expression.mat in 3DDFA's format (1-based indices)."""
@@ -356,3 +354,19 @@ def toy_face_model(rows: int = 28, cols: int = 24, *, n_shape: int = 199, n_exp:
         exp_basis=smooth_fields(n_exp, mouth, 1.0).astype(np.float32),
         faces=faces, landmarks=landmarks, name=f"toy face model {rows}x{cols}",
         shape_sigma=shape_sigma, exp_sigma=exp_sigma)
+
+
+def read_params(path, model: MorphableModel, *, extra=()) -> dict:
+    """A 300W-LP / AFLW2000-3D .mat -> dict of 1-D float64 arrays Pose_Para (7,), Shape_Para (K,),
+    Exp_Para (E,) and the ``extra`` fields as stored, with errors that name the file."""
+    d = read_mat(Path(path), ["Pose_Para", "Shape_Para", "Exp_Para", *extra])
+    sizes = {"Pose_Para": 7, "Shape_Para": model.n_shape, "Exp_Para": model.n_exp}
+    for key, n in sizes.items():
+        a = np.asarray(d[key], np.float64)
+        if a.size != n or (a.ndim == 2 and 1 not in a.shape):
+            raise ValueError(f"{path}: {key} has shape {a.shape}; expected {n} values ({n}x1 or 1x{n}) "
+                             f"to match the model {model.name}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{path}: {key} contains NaN or infinite values")
+        d[key] = a.reshape(-1)
+    return d

@@ -8,7 +8,7 @@ special rows are the eyelid margins (I_UP, I_LO; the eyeball lies between them) 
 meeting line (I_UL, I_M, I_LL: upper inner lip, mouth interior, lower inner lip; 0.15 mm apart
 while the mouth is closed). Millimetres, image-space axes (x right, y down, z toward the
 viewer); origin on the midline at the height and depth of the eye centres' corneas.
-facegen builds the morphable model on top of this mesh.
+synthfaces.model builds the face model on top of this mesh.
 
 >>> t = template()
 >>> t["points"].shape == (NV * NU, 3), grid_faces().shape == (2 * (NV - 1) * (NU - 1), 3)

@@ -1,6 +1,6 @@
 """Real data to shards: 300W-LP (training), AFLW2000-3D (testing) and your own (image, mesh) pairs.
 
-Every reader ends in the sample format of :mod:`vrnkit.shards`, the same as SynthFaces':
+Every reader ends in the sample format of :mod:`vrnkit.datasets.shards`, the same as SynthFaces':
 
 * 300W-LP: ``ROOT/<subset>/<name>.jpg`` + ``<name>.mat`` (Pose_Para 1x7 = [pitch, yaw, roll,
   tx, ty, tz, scale], Shape_Para 199x1, Exp_Para 29x1), subsets AFW, HELEN, IBUG, LFPW (and
@@ -14,7 +14,7 @@ Every reader ends in the sample format of :mod:`vrnkit.shards`, the same as Synt
   ``y_up=True`` reads y-up files instead (y_image = image height - y).
 
 How a fitted face becomes a sample (:func:`face_to_sample`): the mesh is rebuilt from its
-parameters (:mod:`vrnkit.morphable`), posed as 3DDFA poses it, cropped as the paper crops
+parameters (:mod:`vrnkit.datasets.morphable`), posed as 3DDFA poses it, cropped as the paper crops
 (``CropFrame.from_landmarks``), and its target is the slab of the frontal mesh
 (``voxel.slab_from_model``) carried into the crop. Your own scans have no frontal frame: their
 slab's canonical frame is the crop itself (affine = identity), front = the rasterised front
@@ -23,18 +23,17 @@ surface, back = its deepest point: the "front" fill of ``voxel.mesh_to_volume``.
 ``vrnkit prepare`` (:func:`prepare`) converts a whole dataset on all cores, one shard per job,
 and resumes after an interruption: whole shards that are already there are kept.
 
->>> from vrnkit.morphable import toy_face_model
+>>> from vrnkit.datasets.morphable import toy_face_model
 >>> model = toy_face_model()                       # a stand-in for 3DDFA's model
 >>> pose = [0.1, 0.5, 0.0, 225.0, 225.0, 0.0, 1e-3]  # Pose_Para: pitch, yaw, roll, t, scale
 >>> face = Face.from_params(model, np.zeros(199), np.zeros(29), pose, image_height=450)
 >>> photo = np.zeros((450, 450, 3), np.uint8)
->>> sample = face_to_sample(photo, face, model, VolumeSpec.preset("quick"))
+>>> sample = face_to_sample(photo, face, model, VolumeSpec.preset("cpu"))
 >>> sample["image"].shape, sample["front"].shape, sample["affine"].shape
 ((64, 64, 3), (64, 64), (3, 4))
 """
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import time
@@ -43,13 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import VolumeSpec
-from .geometry import CropFrame
-from .morphable import WHERE_TO_GET, MorphableModel, load_morphable_model, model_to_photo, pose_angles, read_mat
-from .files import check_number, check_out_folder
+from ..config import VolumeSpec
+from ..geometry import CropFrame, crop_image
+from ..files import check_number, check_out_folder, read_image, read_landmarks, read_mesh
+from .morphable import (WHERE_TO_GET, MorphableModel, load_morphable_model, model_to_photo, pose_angles,
+                        read_mat, read_params)
 from .shards import (FORMAT_VERSION, claim_folder, ignore_ctrl_c, list_shards, shard_is_complete, shard_path,
                      write_index, write_shard)
-from .voxel import Slab, canonical_fit, compose_affine, invert_affine, mesh_to_slab, slab_from_model
+from ..voxel import Slab, canonical_fit, compose_affine, invert_affine, mesh_to_slab, slab_from_model
 
 SUBSETS_300WLP = ("AFW", "HELEN", "IBUG", "LFPW")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -63,81 +63,6 @@ ANNOTATION_TOLERANCE = 0.1
 DATASETS = ("300wlp", "aflw2000", "folder")
 SOURCES = {"300wlp": "300w-lp", "aflw2000": "aflw2000-3d", "folder": "folder"}
 DEFAULT_SPLIT = {"300wlp": "train", "aflw2000": "test", "folder": "test"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-
-def read_image(path) -> np.ndarray:
-    """An image file -> (H, W, 3) uint8 RGB (grey and RGBA images are converted)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image {path} does not exist") from None
-    except Exception as e:  # PIL raises several kinds for broken files
-        raise ValueError(f"could not read image {path} ({type(e).__name__}: {e}); the file is truncated or not an image") from e
-
-
-def read_params(path, model: MorphableModel, *, extra=()) -> dict:
-    """A 300W-LP / AFLW2000-3D .mat -> dict of 1-D float64 arrays Pose_Para (7,), Shape_Para (K,),
-    Exp_Para (E,) and the ``extra`` fields as stored, with errors that name the file."""
-    d = read_mat(Path(path), ["Pose_Para", "Shape_Para", "Exp_Para", *extra])
-    sizes = {"Pose_Para": 7, "Shape_Para": model.n_shape, "Exp_Para": model.n_exp}
-    for key, n in sizes.items():
-        a = np.asarray(d[key], np.float64)
-        if a.size != n or (a.ndim == 2 and 1 not in a.shape):
-            raise ValueError(f"{path}: {key} has shape {a.shape}; expected {n} values ({n}x1 or 1x{n}) "
-                             f"to match the model {model.name}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{path}: {key} contains NaN or infinite values")
-        d[key] = a.reshape(-1)
-    return d
-
-
-def read_mesh(path, *, y_up: bool = False, image_height: int | None = None):
-    """A mesh file (.obj, .ply, .stl, .glb) -> (vertices (N, 3) float64, faces (M, 3) int64).
-
-    ``y_up=True`` turns a y-up file into image space (y -> image_height - y, winding reversed).
-    A missing, unreadable or face-less file raises an error that names it.
-    """
-    import trimesh
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"mesh file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a mesh file (.obj, .ply, .stl, .glb)")
-    try:
-        mesh = trimesh.load(path, force="mesh", process=False)
-        v, f = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
-    except Exception as e:  # trimesh raises many kinds for unreadable files
-        raise ValueError(f"could not read mesh {path} ({type(e).__name__}: {e}); expected a triangle mesh (.obj or .ply)") from e
-    if len(f) == 0 or v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"mesh {path} has no triangles; expected a triangle mesh")
-    bad = ~np.isfinite(v).all(1)
-    if bad.any():  # checked here, before any step spreads one NaN to every vertex (fitting, scaling)
-        raise ValueError(f"mesh {path} has {int(bad.sum())} of {len(v)} vertices with NaN or infinite coordinates "
-                         f"(the first: vertex {int(np.argmax(bad)) + 1}, counting from 1 as OBJ files do); fix them")
-    if y_up:
-        v = v * [1, -1, 1] + [0, image_height, 0]  # y_image = H - y; x and z keep their direction
-        f = f[:, ::-1]  # mirroring y flips the winding; keep normals pointing out
-    return v, f
-
-
-def read_landmarks(path) -> np.ndarray:
-    """68 landmarks from a .txt (68 rows of 2 or 3 numbers) or .npy file -> (68, 2|3) float64."""
-    path = Path(path)
-    try:
-        a = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
-        a = np.asarray(a, np.float64)
-    except Exception as e:
-        raise ValueError(f"could not read landmarks {path} ({type(e).__name__}: {e})") from e
-    if a.shape not in ((68, 2), (68, 3)) or not np.all(np.isfinite(a)):
-        raise ValueError(f"landmarks {path} must be 68 finite rows of x y (or x y z); got shape {a.shape}")
-    return a
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,42 +93,6 @@ class Face:
         """(N, 3) (or (len(index), 3)) vertices on the photo: x, y pixels, z toward the viewer."""
         v = self.frontal if index is None else self.frontal[index]
         return v @ self.to_photo[:, :3].T + self.to_photo[:, 3]
-
-
-def crop_image(image, frame: CropFrame, size, *, anti_alias: bool = True) -> np.ndarray:
-    """Resample a photo (H, W, 3) uint8 into its crop -> (size, size, 3) uint8, bilinear.
-
-    Crop pixel (i, j) takes the photo's colour at its centre mapped back to the photo,
-    ``frame.crop_to_photo((i + 0.5, j + 0.5))``; outside the photo is black. When the crop
-    shrinks the photo, a Gaussian blur (sigma = (1 / scale - 1) / 2, as in
-    skimage.transform.rescale) first removes detail that the crop cannot hold (aliasing).
-    """
-    from scipy import ndimage
-
-    h, w = (size, size) if np.isscalar(size) else size
-    image = np.asarray(image)
-    H, W = image.shape[:2]
-    s = frame.scale
-    xs = (np.arange(w) + 0.5 - frame.tx) / s - 0.5  # photo pixel-index coordinates
-    ys = (np.arange(h) + 0.5 - frame.ty) / s - 0.5
-    sigma = max(0.0, (1 / s - 1) / 2) if anti_alias else 0.0
-    # Work on the part of the photo that the crop sees, with room for the blur kernel (4 sigma).
-    m = int(4 * sigma + 0.5) + 2
-    x0, x1 = np.clip([int(np.floor(xs[0])) - m, int(np.ceil(xs[-1])) + m + 1], 0, W)
-    y0, y1 = np.clip([int(np.floor(ys[0])) - m, int(np.ceil(ys[-1])) + m + 1], 0, H)
-    out = np.zeros((h, w, 3), np.uint8)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return out
-    region = image[y0:y1, x0:x1].astype(np.float32)
-    if sigma > 0:
-        region = ndimage.gaussian_filter(region, (sigma, sigma, 0), mode="nearest")
-    yy, xx = np.meshgrid(ys - y0, xs - x0, indexing="ij")
-    # Outside the photo is black, but keep the photo's true border pixels (not the region's).
-    inside = (yy + y0 >= -0.5) & (yy + y0 <= H - 0.5) & (xx + x0 >= -0.5) & (xx + x0 <= W - 0.5)
-    for c in range(3):
-        band = ndimage.map_coordinates(region[..., c], [yy, xx], order=1, mode="nearest")
-        out[..., c] = np.clip(np.rint(np.where(inside, band, 0)), 0, 255)
-    return out
 
 
 def _check_in_image(points, shape, path):
@@ -241,11 +130,11 @@ def _canonical(face: Face, faces, grid_shape):
 
 def face_to_sample(image, face: Face, model: MorphableModel, spec: VolumeSpec, *, landmarks_xy=None,
                    keep_vertices: bool = False, canonical=None, path="") -> dict:
-    """A photo (H, W, 3) uint8 and its fitted face -> a sample dict (see vrnkit.shards).
+    """A photo (H, W, 3) uint8 and its fitted face -> a sample dict (see vrnkit.datasets.shards).
 
     landmarks_xy: (68, 2) annotated photo landmarks (pts_3d, pt3d_68), else the model's; their
         depth always comes from the mesh. The crop is the paper's, from these landmarks.
-    keep_vertices: store ``vertices``, the face region (model.face_region()) in the crop.
+    keep_vertices: store ``vertices``, the face region (model.face_region) in the crop.
     canonical: the result of _canonical for this face's mesh, if already computed.
     """
     fitted = face.photo_vertices(model.landmarks)
@@ -263,7 +152,7 @@ def face_to_sample(image, face: Face, model: MorphableModel, spec: VolumeSpec, *
                   front=slab.front, mask=slab.mask, back=np.float32(slab.back), affine=slab.affine,
                   frame=frame.to_array())
     if keep_vertices:
-        sample["vertices"] = frame.photo_to_crop(face.photo_vertices(model.face_region())).astype(np.float32)
+        sample["vertices"] = frame.photo_to_crop(face.photo_vertices(model.face_region)).astype(np.float32)
     return sample
 
 
@@ -484,7 +373,7 @@ def prepare(kind: str, root, out, *, model=None, preset: str | None = None, spli
 
     from tqdm.auto import tqdm
 
-    from .config import volume_spec_for_mode
+    from ..config import volume_spec_for_mode
 
     check_prepare_args(kind, root, out, shard_size=shard_size, workers=workers, limit=limit, split=split,
                        subsets=subsets)
@@ -538,42 +427,3 @@ def prepare(kind: str, root, out, *, model=None, preset: str | None = None, spli
         print(f"{len(index)} samples in {len(jobs)} shards in {out} ({len(todo)} shards written, "
               f"{len(jobs) - len(todo)} kept; {n_new / max(seconds, 1e-9):.1f} faces/s)")
     return index
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-def add_cli(subparsers) -> None:
-    """Register ``vrnkit prepare`` on an argparse sub-parser collection."""
-    p = subparsers.add_parser(
-        "prepare", help="convert 300W-LP, AFLW2000-3D or your own (image, mesh) pairs to training shards",
-        description=__doc__.split(">>>")[0], formatter_class=_raw_formatter())
-    p.add_argument("dataset", choices=DATASETS, help="which reader")
-    p.add_argument("--root", required=True, help="the dataset folder (e.g. .../300W_LP or .../AFLW2000)")
-    p.add_argument("--out", required=True, help="output folder for shard-*.npz and index.csv")
-    p.add_argument("--model", help="folder with the morphable model files (300wlp, aflw2000)")
-    p.add_argument("--preset", choices=["quick", "paper"], default=None,
-                   help="volume size (default: from VRNKIT_MODE: paper when full, quick when quick)")
-    p.add_argument("--split", default=None, help="split column (default: train for 300wlp, test otherwise)")
-    p.add_argument("--subsets", default=None, help=f"300W-LP subsets, comma separated (default: {','.join(SUBSETS_300WLP)})")
-    p.add_argument("--shard-size", type=int, default=64, help="samples per shard (default 64)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default: 2)")
-    p.add_argument("--limit", type=int, default=None, help="convert only the first N samples (N >= 1)")
-    p.add_argument("--force", action="store_true", help="replace a dataset that OUT already holds (deletes "
-                   "its shards); without it a folder with another dataset is refused")
-    p.add_argument("--y-up", action="store_true", help="folder meshes have y up (y_image = height - y)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_prepare)
-
-
-def _raw_formatter():
-    import argparse
-
-    return argparse.RawDescriptionHelpFormatter
-
-
-def _cmd_prepare(args) -> None:
-    subsets = args.subsets.split(",") if args.subsets else None
-    prepare(args.dataset, args.root, args.out, model=args.model, preset=args.preset, split=args.split,
-            shard_size=args.shard_size, workers=args.workers, subsets=subsets, limit=args.limit,
-            y_up=args.y_up, progress=not args.no_progress, force=args.force)

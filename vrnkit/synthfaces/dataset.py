@@ -12,7 +12,7 @@ for byte, and an interrupted generation resumes by skipping the shards already w
 Identities are numbered; training identities and test identities come from disjoint ranges.
 
 >>> from vrnkit.config import VolumeSpec
->>> sample, meta = make_sample("synth-florence", 0, spec=VolumeSpec.preset("quick"))
+>>> sample, meta = make_sample("synth-florence", 0, spec=VolumeSpec.preset("cpu"))
 >>> sample["image"].shape, meta["expression"], meta["pitch"]
 ((64, 64, 3), 'neutral', -15.0)
 """
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SEED, VOLUME_PRESETS, VolumeSpec
-from .files import check_number
-from .shards import (FORMAT_VERSION, claim_folder, ignore_ctrl_c, shard_is_complete, shard_path, write_index,
+from ..config import SEED, VOLUME_PRESETS, VolumeSpec
+from ..files import check_number
+from ..datasets.shards import (FORMAT_VERSION, claim_folder, ignore_ctrl_c, shard_is_complete, shard_path, write_index,
                      write_shard)
 
 BASIC_EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
@@ -45,7 +45,7 @@ class Protocol:
     clutter: bool = True  # background clutter
     occluders: bool = False  # random occluders in front of the face
     lighting: str = "normal"  # "normal" or "strong"
-    store_vertices: bool = False  # keep the ground-truth mesh in the sample (test sets)
+    store_vertices: bool = False  # keep the ground truth's face region in the sample (test sets)
     grid: tuple = ()  # fixed (expression, pitch, yaw) combinations cycled per identity
 
 
@@ -76,9 +76,9 @@ def _protocol_code(name: str) -> int:
 
 def make_sample(protocol: str, index: int, *, spec: VolumeSpec, seed: int = SEED) -> tuple[dict, dict]:
     """Sample ``index`` of a protocol -> (sample dict in the shard format, metadata row)."""
-    from .facegen import EXPRESSIONS, FaceModel
-    from .render import render_face
-    from .voxel import slab_from_model
+    from .model import EXPRESSIONS, FaceModel
+    from .render import random_pose, render_face
+    from ..voxel import slab_from_model
 
     p = get_protocol(protocol)
     model = FaceModel.default()
@@ -93,9 +93,7 @@ def make_sample(protocol: str, index: int, *, spec: VolumeSpec, seed: int = SEED
                        if p.split == "test" else index)
         label = str(rng.choice(("neutral",) + BASIC_EXPRESSIONS + ("random",)))
         expression = model.sample_expression(rng, label=None if label == "random" else label)
-        yaw = float(rng.uniform(-p.max_yaw, p.max_yaw))
-        pitch = float(np.clip(rng.normal(0, 12), -35, 35))
-        roll = float(np.clip(rng.normal(0, 8), -30, 30))
+        yaw, pitch, roll = (float(a) for a in np.degrees(random_pose(rng, max_yaw=np.radians(p.max_yaw))))
     identity = model.sample_identity(np.random.default_rng([seed, identity_no]))
     r = render_face(model, identity, expression, yaw=np.radians(yaw), pitch=np.radians(pitch),
                     roll=np.radians(roll), spec=spec, rng=rng, clutter=p.clutter,
@@ -106,7 +104,7 @@ def make_sample(protocol: str, index: int, *, spec: VolumeSpec, seed: int = SEED
                   mask=slab.mask, back=np.float32(slab.back), affine=slab.affine,
                   frame=r["frame"].to_array())
     if p.store_vertices:
-        sample["vertices"] = np.asarray(r["vertices"], np.float32)
+        sample["vertices"] = np.asarray(r["vertices"][model.face_region], np.float32)
     meta = dict(id=f"{protocol}-{index:07d}", split=p.split, source="synth", identity=int(identity_no),
                 expression=label, yaw=round(yaw, 3), pitch=round(pitch, 3), roll=round(roll, 3))
     return sample, meta
@@ -116,7 +114,7 @@ def _slab_faces() -> np.ndarray:
     """Triangles for the slab's front surface: the coarser mesh (every 2nd row and column)
     is cheaper to rasterise, and its volume agrees with the full mesh's to IoU 0.998 at
     192x192x200 (0.25 slices of front depth on average)."""
-    from .facemesh import grid_faces
+    from .mesh import grid_faces
 
     return grid_faces(2)
 
@@ -148,7 +146,7 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
     from tqdm.auto import tqdm
 
     p = get_protocol(protocol)
-    spec = spec or VolumeSpec.preset("quick")
+    spec = spec or VolumeSpec.preset("cpu")
     n = p.default_size if n is None else n
     check_generate_args(n, seed, shard_size, workers)
     n, seed, shard_size, workers = int(n), int(seed), int(shard_size), int(workers)
@@ -185,28 +183,3 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
             bar.update()
     bar.close()
     return write_index(out)
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("synth", help="generate a SynthFaces dataset (shards + index.csv); resumable")
-    p.add_argument("--protocol", default="synth-300wlp", choices=sorted(PROTOCOLS))
-    p.add_argument("--out", default=None, help="output folder (default: data/<protocol>)")
-    p.add_argument("--n", type=int, default=None, help="number of samples, >= 1 (default: the protocol's size)")
-    p.add_argument("--preset", default=None, choices=["quick", "paper"], help="volume preset (default: from VRNKIT_MODE)")
-    p.add_argument("--seed", type=int, default=SEED, help=f"0 .. 2^32 - 1 (default {SEED})")
-    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    p.add_argument("--shard-size", type=int, default=256, help="samples per shard (default 256)")
-    p.add_argument("--force", action="store_true", help="replace a dataset that OUT already holds (deletes "
-                   "its shards); without it a folder with another dataset is refused")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args) -> None:
-    from .config import volume_spec_for_mode
-
-    spec = VolumeSpec.preset(args.preset) if args.preset else volume_spec_for_mode()
-    out = args.out or f"data/{args.protocol}"
-    df = generate(args.protocol, out, n=args.n, spec=spec, seed=args.seed, shard_size=args.shard_size,
-                  workers=args.workers, force=args.force, progress=not args.no_progress)
-    print(f"{len(df)} samples of {args.protocol} in {out} (index: {Path(out) / 'index.csv'})")

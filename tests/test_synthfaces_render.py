@@ -3,13 +3,15 @@ import doctest
 import numpy as np
 import pytest
 
-from vrnkit import render, viz
+from vrnkit.synthfaces import render
+
+from vrnkit import viz
 from vrnkit.config import VolumeSpec
-from vrnkit.facegen import ANTISYMMETRIC_IDENTITY, EXPRESSIONS, FaceModel
+from vrnkit.synthfaces.model import ANTISYMMETRIC_IDENTITY, EXPRESSIONS, FaceModel
 from vrnkit.geometry import FLIP_PERMUTATION, CropFrame
 from vrnkit.raster import rasterize
 
-QUICK = VolumeSpec.preset("quick")
+QUICK = VolumeSpec.preset("cpu")
 PAPER = VolumeSpec.preset("paper")
 
 
@@ -82,7 +84,7 @@ def test_visible_landmarks_fall_on_the_rendered_face(model, seed):
     # Hidden landmarks face away from the camera or lie behind the surface seen at their pixel.
     hidden = np.nonzero(~vis)[0]
     x, y = lm[hidden, 0].astype(int).clip(0, PAPER.width - 1), lm[hidden, 1].astype(int).clip(0, PAPER.height - 1)
-    away = render.grid_normals(s["vertices"])[model.landmark_indices[hidden], 2] < 0
+    away = render.grid_normals(s["vertices"])[model.landmarks[hidden], 2] < 0
     assert np.all(away | (full.depth[y, x] > lm[hidden, 2]))
 
 
