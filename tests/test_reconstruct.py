@@ -36,10 +36,11 @@ def composite(index: int, *, xy=(300, 120), scale=1.3):
     return photo, lm, vertices, sample
 
 
-@pytest.mark.parametrize("index", [27, 36])  # near-frontal held-out faces (yaw 2 and 6 deg)
+@pytest.mark.parametrize("index", [27, 46])  # near-frontal held-out faces (yaw 2 deg)
 def test_a_face_pasted_into_a_photo_is_found_and_reconstructed_in_place(index):
-    """Measured with vrn-guided-192 and dlib's landmarks: landmark error 4.2 / 3.8 px (face 117 px
-    across), NME 0.035 / 0.084; a shifted or mis-scaled mesh gives NME > 0.3."""
+    """Measured with vrn-guided-192 and dlib's landmarks: landmark error 4.5 / 4.4 px (face 117 px
+    across), NME 0.098 / 0.101; 15 px to the side gives 0.22. (On the SynthFaces before their
+    anthropometric calibration, which vrn-guided-192 was trained on: NME 0.035 and 0.084.)"""
     photo, lm, vertices, sample = composite(index)
     rec = reconstruct(photo)
     assert rec.source == "hog" and rec.faces_found == 1

@@ -153,8 +153,14 @@ def test_flipping_image_landmarks_and_slab_is_consistent():
 
 
 def test_landmarks_lie_in_the_volume_footprint():
+    """Every landmark is in the target's footprint or on its one-pixel rim: near profile views the
+    nose and lips lie on the silhouette, where a 64 px footprint misses them by under a pixel
+    (measured: up to 0.98 px; 90-100 % strictly inside)."""
+    from scipy import ndimage
+
     for i in range(6):
         s, _ = make_sample("synth-300wlp", i, spec=QUICK)
         footprint = sample_volume(s, QUICK).any(0)
+        rim = ndimage.binary_dilation(footprint, structure=np.ones((3, 3), bool))
         x, y = np.clip(s["landmarks"][:, :2].astype(int), 0, 63).T
-        assert footprint[y, x].mean() > 0.9
+        assert rim[y, x].all() and footprint[y, x].mean() > 0.85

@@ -157,8 +157,8 @@ def test_sampling_is_seeded_varied_and_valid(model):
 
 @pytest.mark.parametrize("bad, match", [
     (np.zeros(5), r"shape \(\d+,\).*got shape \(5,\)"),
-    (np.full(30, np.nan), "finite"),
-    (np.full(30, 4.0), r"\[-3.0, 3.0\]; got face_width=4"),
+    (np.full(31, np.nan), "finite"),
+    (np.full(31, 4.0), r"\[-3.0, 3.0\]; got sex=4, face_width=4"),
 ])
 def test_invalid_identity_raises(model, bad, match):
     with pytest.raises(ValueError, match=match):

@@ -107,24 +107,28 @@ def _rgb01(colours, n: int) -> np.ndarray:
 
 
 def render_mesh(vertices, faces, *, colours=None, size: int = 256, yaw: float = 0.0, margin: float = 0.06,
-                light=(-0.4, -0.5, 1.0), background=1.0, supersample: int = 2) -> np.ndarray:
+                light=(-0.4, -0.5, 1.0), background=1.0, supersample: int = 2, centre=None,
+                extent: float | None = None) -> np.ndarray:
     """A shaded picture of a mesh through vrnkit's z-buffer -> (size, size, 3) float32 in [0, 1].
 
     vertices: (N, 3) image space (y down, z toward the viewer); faces: (M, 3).
     colours: optional (N, 3) per-vertex RGB (uint8 or float [0, 1]); default light grey.
     yaw: degrees; the mesh is turned about the vertical axis through its centre (positive:
     the part at image right, a face's own left side, turns toward the camera) before it is drawn.
-    The mesh is scaled to fill the picture (``margin`` on each side). Shading: two-sided Lambert
-    with smooth vertex normals (a light from the upper left front), plus ambient light.
+    The mesh is scaled to fill the picture (``margin`` on each side); or, to compare meshes of
+    different sizes at one scale, the picture spans ``extent`` units around ``centre`` (default:
+    the centre of the mesh's box). Shading: two-sided Lambert with smooth vertex normals (a light
+    from the upper left front), plus ambient light.
     """
     v, f = _mesh(vertices, faces)
     c = _rgb01(colours, len(v))
-    centre = (v.min(0) + v.max(0)) / 2
+    centre = (v.min(0) + v.max(0)) / 2 if centre is None else np.asarray(centre, np.float64)
     t = np.radians(yaw)
     rot = np.array([[np.cos(t), 0, -np.sin(t)], [0, 1, 0], [np.sin(t), 0, np.cos(t)]])
     p = (v - centre) @ rot.T
     S = int(size) * int(supersample)
-    k = S * (1 - 2 * margin) / max(float(np.ptp(p[:, 0])), float(np.ptp(p[:, 1])), 1e-9)
+    span = max(float(np.ptp(p[:, 0])), float(np.ptp(p[:, 1])), 1e-9) if extent is None else float(extent)
+    k = S * (1 - 2 * margin) / span
     rgb, mask = _shade(p * k + [S / 2, S / 2, 0.0], f, vertex_normals(p, f), c, S, S, light)
     img = np.where(mask[..., None], rgb, background)
     img = img.reshape(size, supersample, size, supersample, 3).mean((1, 3))

@@ -25,7 +25,7 @@ from scipy.interpolate import PchipInterpolator
 # The grid. Columns are angles around the vertical axis, denser in the middle of the face.
 NU = 141  # columns (odd: column 70 is the midline)
 THETA_MAX = np.radians(95.0)  # the ears
-AXIS_Z = -80.0  # the vertical axis of the cylindrical graph, mm behind the corneas
+AXIS_Z = -84.0  # the vertical axis of the cylindrical graph, mm behind the corneas
 R0 = 85.0  # X = R0 * theta: "arc millimetres" used to place features around the face
 # Special rows. Rows between I_UP and I_LO are the eyeballs (inside the eyes' columns);
 # I_UL, I_M, I_LL are the mouth slit: upper inner lip, mouth interior, lower inner lip.
@@ -34,10 +34,10 @@ I_UL, I_M, I_LL = 80, 81, 82
 NV = 113  # rows
 SLIT_GAP = 0.15  # mm between the slit rows of a closed mouth (kept > 0: no collapsed triangles)
 
-EYE_X, EYE_Y = 31.5, 0.0  # eye centre (arc mm); the right eye is at -EYE_X
-EYE_INNER, EYE_OUTER = 17.0, 46.5  # |X| of the inner and outer eye corners
+EYE_X, EYE_Y = 29.3, 0.0  # eye centre (arc mm); the right eye is at -EYE_X
+EYE_INNER, EYE_OUTER = 16.2, 42.4  # |X| of the inner and outer eye corners
 EYE_R = 12.0  # eyeball radius
-MOUTH_Y, MOUTH_HALF = 66.0, 25.0  # the lips' meeting line and the mouth's half width
+MOUTH_Y, MOUTH_HALF = 68.0, 24.0  # the lips' meeting line and the mouth's half width
 
 
 def smoothstep(e0, e1, x):
@@ -57,14 +57,14 @@ def _spline(xs, ys):
 
 
 # Head outline and base shape, as functions of theta (top and bottom edge) or y (cross-sections).
-_Y_BOT = _spline(np.radians([0, 30, 50, 65, 80, 95]), [125, 120, 110, 98, 78, 55])
+_Y_BOT = _spline(np.radians([0, 30, 50, 65, 80, 95]), [133, 126, 112, 97, 78, 55])
 _Y_TOP = _spline(np.radians([0, 40, 70, 95]), [-95, -93, -80, -48])
 _FRONT = _spline([-100, -75, -50, -25, 0, 30, 60, 90, 115, 130], [-24, -9, 1, 5, 3, 1, 2, 1, -3, -12])
-_HALF_WIDTH = _spline([-100, -60, -20, 10, 40, 70, 100, 130], [60, 67, 71, 72, 70, 64, 54, 44])
+_HALF_WIDTH = _spline([-100, -60, -20, 10, 40, 70, 100, 130], [60, 67, 71, 72, 68, 58, 48, 42])
 _SQUARE = _spline([-100, -30, 20, 80, 130], [2.2, 2.4, 2.4, 2.2, 2.0])  # superellipse exponent
 # The nose: height above the face on the midline, and half width, as functions of y.
-_NOSE_H = _spline([-16, -6, 5, 15, 25, 31, 35, 39, 43, 47, 50], [0, 2.5, 6, 12, 20, 25, 24.5, 20, 10, 1, 0])
-_NOSE_W = _spline([-16, -6, 5, 15, 25, 31, 37, 44, 50], [13, 9, 7.5, 8.5, 10, 12, 13, 10, 9])
+_NOSE_H = _spline([-16, -6, 5, 15, 25, 32, 37, 40, 42.5, 45, 48], [0, 2.5, 5.5, 10.5, 16.5, 20.5, 21.5, 20, 13, 3.5, 0])
+_NOSE_W = _spline([-16, -6, 5, 15, 25, 33, 39, 44, 48], [13, 9, 7.5, 8.5, 9.5, 11, 13, 10, 9])
 
 
 def nose_height(X, y):
@@ -144,21 +144,22 @@ def surface_radius(theta, y, X, eyeball):
     d, a, n = _FRONT(y) - AXIS_Z, _HALF_WIDTH(y), _SQUARE(y)
     rho = (np.abs(np.sin(theta) / a) ** n + np.abs(np.cos(theta) / d) ** n) ** (-1 / n)
     # Under the jaw line the surface turns in toward the neck.
-    jaw = _Y_BOT(np.abs(theta)) - 9
-    rho = rho - 22 * smoothstep(0, 13, y - jaw) ** 1.5
+    jaw = _Y_BOT(np.abs(theta)) - 13
+    rho = rho - 18 * smoothstep(0, 13, y - jaw) ** 1.5
     ax = np.abs(X)
     # Bumps (radial mm): brow ridge, glabella, temples, eye sockets, cheekbones.
     rho = rho + 4 * bump(ax, y, 27, -19, 28, 9) + 2.5 * bump(ax, y, 0, -15, 14, 9)
     rho = rho - 2 * bump(ax, y, 64, -30, 20, 25) - 9 * bump(ax, y, EYE_X, -1, 20, 14)
-    rho = rho + 4 * bump(ax, y, 52, 12, 26, 18)
+    rho = rho + 4 * bump(ax, y, 52, 12, 26, 18) - 10 * bump(ax, y, 100, 15, 32, 45)  # cheekbones; in front of the ears
     # Nose: a ridge along the midline, plus the alae (nostril wings).
     rho = rho + nose_height(X, y)
-    rho = rho + 7 * bump(ax, y, 12.5, 39.5, 7.5, 6.5) - 2 * bump(ax, y, 19, 44, 5, 5)
+    rho = rho + 7 * bump(ax, y, 13.6, 41, 7, 6) - 2 * bump(ax, y, 20.3, 42, 4, 6)
     # Mouth region: the dental arch, philtrum, corners, lips; chin and the fold above it.
     rho = rho + 9 * bump(ax, y, 0, 64, 40, 32) - 0.8 * bump(ax, y, 0, 52, 3, 7)
     rho = rho + 0.5 * bump(ax, y, 5, 52, 2.5, 7) - 1.5 * bump(ax, y, MOUTH_HALF + 2, MOUTH_Y, 6, 7)
     rho = rho + _lip_relief(X, y)
-    rho = rho + 6 * bump(ax, y, 0, 104, 26, 17) - 2.5 * bump(ax, y, 0, 87, 22, 6)
+    rho = rho + 10 * bump(ax, y, 0, 112, 26, 17) - 2.5 * bump(ax, y, 0, 90, 22, 6)
+    rho = rho - 15 * smoothstep(74, 128, y) * smoothstep(70, 25, ax)  # the chin sits back (facial convexity)
     # Eyes: lids hug the eyeball (a sphere whose front is at z = 0), the eyeball shows between.
     ball = _eyeball_radius(theta, y)
     r_eye = np.hypot((ax - EYE_X) / 1.5, y - EYE_Y)

@@ -7,8 +7,10 @@ ears, no neck), in dense correspondence across all faces:
 
 Frame: millimetres, image-space axes (x right, y down, z toward the viewer), frontal face.
 Origin: on the mid-sagittal plane (x = 0), at the height of the eye centres (y = 0), at the depth
-of the corneas (z = 0). The nose tip is near (0, 32, 30), the chin near (0, 118, 0), the ears near
-x = +-72, z = -85. The subject's right side is at x < 0 (image left in a frontal view).
+of the corneas (z = 0). The nose tip is near (0, 39, 23), the chin near (0, 120, -15), the ears near
+x = +-72, z = -90. The subject's right side is at x < 0 (image left in a frontal view). The mean
+face and the identity spread are calibrated against published adult anthropometry, men and
+women separately (synthfaces.anthropometry; docs/results/anthropometry.md).
 
 The mesh (vrnkit.synthfaces.mesh) is a graph over a cylinder around a vertical axis, so it cannot fold;
 special rows are the eyelid margins and the lips' meeting line. The mouth is a slit of three rows
@@ -60,30 +62,35 @@ def _scale(t, kx=0.0, ky=0.0, kz=0.0, origin=(0.0, 0.0, 0.0), w=1.0):
 
 # Identity: name -> field (1 standard deviation). Signs: + means more (wider, longer, ...).
 _ID_FIELDS = {
-    "face_width": lambda t: _scale(t, kx=0.045),
+    # +1 male, -1 female (drawn as one or the other): half the adult sex difference of the 3D Facial
+    # Norms (synthfaces.anthropometry): 3.4 % larger overall, a longer lower face, a wider nose.
+    "sex": lambda t: (_scale(t, kx=0.034, ky=0.034, kz=0.034, origin=(0.0, 0.0, AXIS_Z))
+                      + _local(t, dy=0.008 * np.clip(t["y"] - 48, 0, None) * smoothstep(90, 40, t["ax"]),
+                               dx=0.03 * t["X"] * _b(t, 0, 42, 25, 15))),
+    "face_width": lambda t: _scale(t, kx=0.022),
     "face_height": lambda t: _local(t, dy=0.045 * np.clip(t["y"], 0, None)),
     "face_depth": lambda t: _scale(t, kz=0.05, origin=(0, 0, AXIS_Z)),
     "forehead_height": lambda t: _local(t, dy=-5 * smoothstep(-20, -95, t["y"])),
     "forehead_slope": lambda t: _local(t, dr=-6 * smoothstep(-25, -95, t["y"]) ** 2),
     "brow_ridge": lambda t: _local(t, dr=2.2 * _b(t, 27, -19, 30, 10) + 1.2 * _b(t, 0, -15, 14, 9)),
-    "eye_spacing": lambda t: _local(t, dx=0.055 * t["x"] * _b(t, EYE_X, 0, 22, 18)),
-    "eye_size": lambda t: _scale(t, kx=0.1, ky=0.025, origin=t["eye_centre"], w=_b(t, EYE_X, 0, 34, 24)),
+    "eye_spacing": lambda t: _local(t, dx=2.0 * np.sign(t["x"]) * _b(t, EYE_X, 0, 26, 22)),
+    "eye_size": lambda t: _scale(t, kx=0.06, ky=0.025, origin=t["eye_centre"], w=_b(t, EYE_X, 0, 34, 24)),
     "eye_depth": lambda t: _local(t, dr=-2.0 * _b(t, EYE_X, -1, 20, 14)),
     "eye_tilt": lambda t: _local(t, dy=-0.07 * (t["ax"] - EYE_X) * _b(t, EYE_X, 0, 34, 20)),
     "nose_length": lambda t: _local(t, dy=2.5 * smoothstep(6, 32, t["y"]) * smoothstep(90, 36, t["y"])
                                      * smoothstep(40, 15, t["ax"])),
     "nose_width": lambda t: _local(t, dx=0.16 * t["X"] * _b(t, 0, 38, 30, 18)),
-    "nose_projection": lambda t: _local(t, dr=0.13 * nose_height(t["X"], t["y"])),
+    "nose_projection": lambda t: _local(t, dr=0.09 * nose_height(t["X"], t["y"])),
     "nose_bridge": lambda t: _local(t, dr=1.8 * _b(t, 0, 14, 9, 14)),
     "nose_tip_up": lambda t: _local(t, dy=-1.2 * _b(t, 0, 38, 15, 17), dr=0.8 * _b(t, 0, 33, 10, 8)),
     "cheekbones": lambda t: _local(t, dx=0.025 * t["x"] * _b(t, 52, 12, 24, 18), dr=2.2 * _b(t, 52, 12, 24, 18)),
     "cheek_fullness": lambda t: _local(t, dr=2.5 * _b(t, 42, 52, 24, 26)),
     "jaw_width": lambda t: _local(t, dx=0.065 * t["x"] * smoothstep(40, 95, t["y"]) * smoothstep(10, 50, t["ax"])),
     "jaw_angle": lambda t: _local(t, dy=3.0 * _b(t, 90, 90, 40, 30)),
-    "chin_height": lambda t: _local(t, dy=3.5 * smoothstep(78, 112, t["y"]) * smoothstep(75, 20, t["ax"])),
+    "chin_height": lambda t: _local(t, dy=3.5 * smoothstep(78, 118, t["y"]) * smoothstep(75, 20, t["ax"])),
     "chin_projection": lambda t: _local(t, dr=2.5 * _b(t, 0, 104, 30, 22)),
     "chin_width": lambda t: _local(t, dx=0.12 * t["X"] * _b(t, 0, 104, 40, 24)),
-    "mouth_width": lambda t: _local(t, dx=0.09 * t["X"] * _b(t, 0, MOUTH_Y, 55, 24)),
+    "mouth_width": lambda t: _local(t, dx=0.11 * t["X"] * _b(t, 0, MOUTH_Y, 55, 24)),
     "mouth_height": lambda t: _local(t, dy=2.5 * _b(t, 0, MOUTH_Y, 50, 36)),
     "upper_lip": lambda t: _local(t, dy=-0.5 * _b(t, 0, 60, 26, 12), dr=1.1 * _b(t, 0, 62, 24, 7)),
     "lower_lip": lambda t: _local(t, dy=0.7 * _b(t, 0, 73, 26, 13), dr=1.3 * _b(t, 0, 71, 24, 8)),
@@ -215,13 +222,13 @@ def _basis(t, fields):
 # ---------------------------------------------------------------------------------------------
 # Landmarks: targets on the right half (subject's right, x < 0) as (X arc mm, y mm, row or None);
 # the left half is their mirror image. Jaw points are given by angle (degrees) around the axis.
-_JAW = [(-79, 10), (-77, 30), (-74, 49), (-70, 66), (-62, 82), (-50, 96), (-35, 107), (-18, 114), (0, 117)]
+_JAW = [(-79, 10), (-77, 30), (-74, 49), (-70, 66), (-62, 82), (-50, 97), (-35, 109), (-18, 117), (0, 120)]
 _RIGHT = {
     17: (-50, -17), 18: (-41, -23), 19: (-32, -25.5), 20: (-23, -25), 21: (-14, -22),
-    27: (0, -4), 28: (0, 8), 29: (0, 19), 30: (0, 31),
-    31: (-13, 43), 32: (-6.5, 45), 33: (0, 46.5),
-    36: (-EYE_OUTER, None, (I_UP + I_LO) // 2), 37: (-36.7, None, I_UP), 38: (-26.8, None, I_UP),
-    39: (-EYE_INNER, None, (I_UP + I_LO) // 2), 40: (-26.8, None, I_LO), 41: (-36.7, None, I_LO),
+    27: (0, -4), 28: (0, 10), 29: (0, 24), 30: (0, 39),
+    31: (-13, 41.5), 32: (-6.5, 43.5), 33: (0, 45),
+    36: (-EYE_OUTER, None, (I_UP + I_LO) // 2), 37: (-(EYE_INNER + 2 * EYE_OUTER) / 3, None, I_UP), 38: (-(2 * EYE_INNER + EYE_OUTER) / 3, None, I_UP),
+    39: (-EYE_INNER, None, (I_UP + I_LO) // 2), 40: (-(2 * EYE_INNER + EYE_OUTER) / 3, None, I_LO), 41: (-(EYE_INNER + 2 * EYE_OUTER) / 3, None, I_LO),
     48: (-MOUTH_HALF - 1, None, I_M), 49: (-15, "up"), 50: (-5, "up"), 51: (0, "up"),
     57: (0, "lo"), 58: (-6, "lo"), 59: (-15, "lo"),
     60: (-MOUTH_HALF + 2, None, I_M), 61: (-10, None, I_UL), 62: (0, None, I_UL),
@@ -299,6 +306,7 @@ class FaceModel:
         self.mirror = _mirror_indices()
         self.uv = np.stack([t["cols"], t["rows"]], 1).astype(np.float32)
         self._id_sign = np.array([-1.0 if n in ANTISYMMETRIC_IDENTITY else 1.0 for n in IDENTITY_NAMES])
+        self._sex = IDENTITY_NAMES.index("sex")
 
     @classmethod
     @functools.lru_cache(maxsize=1)
@@ -330,9 +338,16 @@ class FaceModel:
 
     def sample_identity(self, rng, *, scale: float = 1.0) -> np.ndarray:
         """Random identity: normal in standard-deviation units, clipped to +-2.5; the
-        asymmetry parameters are drawn small (faces are nearly symmetric)."""
+        asymmetry parameters are drawn small (faces are nearly symmetric); "sex" is +1 (male) or
+        -1 (female), half and half."""
         sd = np.where(self._id_sign < 0, 0.5, 1.0) * scale
-        return np.clip(rng.normal(0.0, sd), -2.5, 2.5).astype(np.float32)
+        identity = np.clip(rng.normal(0.0, sd), -2.5, 2.5)
+        identity[self._sex] = rng.choice([-1.0, 1.0])
+        return identity.astype(np.float32)
+
+    def sex_of(self, identity) -> str:
+        """ "male" or "female": the sign of an identity's "sex" parameter."""
+        return "male" if self.check_identity(identity)[self._sex] > 0 else "female"
 
     def sample_expression(self, rng, label: str | None = None) -> np.ndarray:
         """Random expression: one of EXPRESSIONS (``label``, or a uniform choice) at a random
