@@ -91,3 +91,21 @@ def test_a_model_is_evaluated_on_aflw2000_3d_shards(tmp_path):
     assert df["iou"].between(0, 1).all()
     scored = df["nme"].dropna()
     assert len(scored) >= 1 and np.isfinite(scored).all() and (scored > 0).all()
+
+
+def test_an_empty_prediction_is_a_counted_failure_not_a_crash(tmp_path):
+    """A network that predicts no voxel inside gets NME inf for every face (evaluate) and a
+    'failed' count in its validation table, never an exception or a NaN that hides it."""
+    import torch
+
+    from vrnkit.config import VolumeSpec
+    from vrnkit.models import ModelConfig, build_model
+    from vrnkit.synthfaces.dataset import generate
+
+    test = tmp_path / "test"
+    generate("synth-florence", test, n=3, spec=VolumeSpec.preset("cpu"), workers=1, progress=False)
+    net = build_model(ModelConfig.preset("cpu")).eval()
+    with torch.no_grad():
+        net.head.conv.bias.fill_(-50.0)  # the volume head's bias far negative: every voxel outside
+    df = E.evaluate(net, test, n=3, progress=False)
+    assert len(df) == 3 and np.isinf(df["nme"]).all() and (df["iou"] == 0).all()

@@ -274,7 +274,11 @@ def landmark_nme(model, images: torch.Tensor, landmarks: np.ndarray) -> np.ndarr
 
 
 def evaluate(model, data, *, n: int = 200, batch: int = 16, progress: bool = True):
-    """Per-sample IoU, NME estimate and NME (ICP correspondences) on a test folder -> DataFrame."""
+    """Per-sample IoU, NME estimate and NME (ICP correspondences) on a test folder -> DataFrame.
+
+    One row per face: id, expression, yaw, pitch, roll, iou, nme_estimate, nme, landmark_nme. NME
+    is NaN where the test set has no ground-truth mesh, and inf where the prediction is empty (a
+    failure: counted, never a crash)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -298,11 +302,13 @@ def evaluate(model, data, *, n: int = 200, batch: int = 16, progress: bool = Tru
         for k in range(len(probs)):
             row = dict(ds.index.iloc[int(idx[start + k])][["id", "expression", "yaw", "pitch", "roll"]])
             row.update(iou=float(ious[k]), nme_estimate=float(est[k]), nme=np.nan, landmark_nme=float(lm_nme[k]))
-            if "vertices" in b and (probs[k] > 0.5).any():
-                mv, mf = volume_to_mesh(probs[k], spec)
-                pred = front_facing(mv, mf, b["affine"][k].numpy())
-                gt = b["vertices"][k].numpy()  # the face region, whichever dataset
-                if len(pred):
-                    row["nme"] = nme(gt, pred, b["landmarks"][k].numpy())
+            if "vertices" in b:
+                row["nme"] = np.inf  # until the prediction has a front surface
+                if (probs[k] > 0.5).any():
+                    mv, mf = volume_to_mesh(probs[k], spec)
+                    pred = front_facing(mv, mf, b["affine"][k].numpy())
+                    gt = b["vertices"][k].numpy()  # the face region, whichever dataset
+                    if len(pred):
+                        row["nme"] = nme(gt, pred, b["landmarks"][k].numpy())
             rows.append(row)
     return pd.DataFrame(rows)
