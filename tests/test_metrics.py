@@ -59,6 +59,15 @@ def test_nme_identical_and_translated_copies():
     assert M.nme(gt, (gt + shift)[perm], lm) == pytest.approx(math.hypot(1.3, -0.7) / 40.0, rel=1e-9)
 
 
+def test_nme_of_an_empty_prediction_is_a_failure_and_bad_landmarks_an_error():
+    gt, lm = face_surface(), landmarks(40.0)
+    assert M.nme(gt, np.zeros((0, 3)), lm) == math.inf  # counted as a failure by every table
+    with pytest.raises(ValueError, match="68-point scheme"):
+        M.nme(gt, gt, lm[:10])
+    with pytest.raises(ValueError, match="68-point scheme"):
+        M.nme(gt, np.zeros((0, 3)), lm[:10])  # checked even when there is nothing to score
+
+
 def test_nme_rotated_copy_measures_the_unmoved_mesh():
     gt = face_surface()
     a = math.radians(4)

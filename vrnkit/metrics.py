@@ -154,12 +154,16 @@ def nme(gt_vertices, pred_vertices, gt_landmarks, *, icp_iterations: int = 20) -
     vertex, its corresponding predicted vertex; the NME is the mean distance between them
     (on the depth-aligned, otherwise unmoved prediction) over the interocular distance.
     Pass surfaces that cover the same part of the face: mean-z alignment of a face front
-    against a closed volume surface (sides and flat back too) would be biased.
+    against a closed volume surface (sides and flat back too) would be biased. An empty
+    prediction scores inf: a failure that every table counts, not an error.
     """
     gt = as_points(gt_vertices, name="gt_vertices", dims=(3,))
+    scale = interocular_distance(gt_landmarks)  # checks the landmarks first, whatever the prediction
+    if len(np.asarray(pred_vertices).reshape(-1, 3)) == 0:
+        return float("inf")
     pred = align_mean_z(gt, as_points(pred_vertices, name="pred_vertices", dims=(3,)))
     idx = icp_correspondences(gt, pred, iterations=icp_iterations)
-    return float(np.linalg.norm(gt - pred[idx], axis=1).mean() / interocular_distance(gt_landmarks))
+    return float(np.linalg.norm(gt - pred[idx], axis=1).mean() / scale)
 
 
 def nme_estimate(pred_volume, target_volume, gt_landmarks, spec: VolumeSpec, *, level: float = 0.5) -> np.ndarray:
