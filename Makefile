@@ -21,7 +21,7 @@ lab: install
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PYTHON) $$b || exit 1; done
 
-# Rebuild the shipped model vrnkit/weights/vrn-cpu.pt (about 45 min on 2 CPU cores): data,
+# Rebuild the shipped model vrnkit/weights/vrn-cpu.pt (about an hour on 2 CPU cores): data,
 # training, then the weights with their training curve and validation table.
 weights: install
 	$(PYTHON) -m vrnkit synth --protocol synth-300wlp --preset cpu --n 20000 --out data/synth-300wlp-quick
