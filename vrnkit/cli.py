@@ -40,8 +40,7 @@ OS_ERROR_FIXES = {
 
 def cmd_voxelise(args) -> None:
     from .config import VolumeSpec
-    from .files import atomic_write, check_out_folder
-    from .files import read_mesh
+    from .files import atomic_write, check_out_folder, read_mesh
     from .surface import export_mesh, volume_to_mesh
     from .voxel import fit_to_volume, mesh_to_volume
 
@@ -153,13 +152,6 @@ def device_option(name):
     return name
 
 
-def volume_spec_option(preset):
-    """--preset for data and volumes -> VolumeSpec; None: from VRNKIT_MODE (cpu quick, paper full)."""
-    from .config import VolumeSpec, volume_spec_for_mode
-
-    return VolumeSpec.preset(preset) if preset else volume_spec_for_mode()
-
-
 def cmd_demo(args) -> None:
     from .demo import run_demo
     from .files import check_number, check_out_folder
@@ -171,10 +163,11 @@ def cmd_demo(args) -> None:
 
 
 def cmd_synth(args) -> None:
+    from .config import resolve_volume_spec
     from .synthfaces.dataset import generate
 
     out = args.out or f"data/{args.protocol}"
-    df = generate(args.protocol, out, n=args.n, spec=volume_spec_option(args.preset), seed=args.seed,
+    df = generate(args.protocol, out, n=args.n, spec=resolve_volume_spec(args.preset), seed=args.seed,
                   shard_size=args.shard_size, workers=args.workers, force=args.force, progress=not args.no_progress)
     print(f"{len(df)} samples of {args.protocol} in {out} (index: {Path(out) / 'index.csv'})")
 

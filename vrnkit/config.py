@@ -111,6 +111,6 @@ def preset_for_mode(mode: str | None = None) -> str:
     return "paper" if resolve_mode(mode) == "full" else "cpu"
 
 
-def volume_spec_for_mode(mode: str | None = None) -> VolumeSpec:
-    """The volume preset that a mode uses (:func:`preset_for_mode`)."""
-    return VolumeSpec.preset(preset_for_mode(mode))
+def resolve_volume_spec(preset: str | None = None, mode: str | None = None) -> VolumeSpec:
+    """The named volume preset; None: the one the mode uses (:func:`preset_for_mode`)."""
+    return VolumeSpec.preset(preset or preset_for_mode(mode))

@@ -35,19 +35,18 @@ def run_demo(out="out/demo", *, model=None, index: int = 11, device=None) -> dic
     from .synthfaces.dataset import make_sample
     from .voxel import Slab, slab_to_volume
 
-    weights = model
-    model, spec, name = load_model(weights, device=device)
+    net, spec, name = load_model(model, device=device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"vrnkit demo: model {name}: {model.config.kind}, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, crop {spec.width}x{spec.height}, "
+    print(f"vrnkit demo: model {name}: {net.config.kind}, "
+          f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters, crop {spec.width}x{spec.height}, "
           f"volume {spec.shape} (D, H, W)")
     paths = {}
 
     # 1. A real photo.
     photo = astronaut()
     try:
-        rec = reconstruct(photo, model=weights, device=device)  # by name: the picture and JSON say which model
+        rec = reconstruct(photo, model=model, device=device)  # by name: the picture and JSON say which model
     except ImportError as e:  # the photos extra is missing: the synthetic half still runs
         print(f"  skipped the astronaut: {e}")
     else:
@@ -59,7 +58,7 @@ def run_demo(out="out/demo", *, model=None, index: int = 11, device=None) -> dic
     # 2. A synthetic face with its ground truth.
     sample, meta = make_sample("synth-aflw2000", index, spec=spec)
     t = time.perf_counter()
-    probs = predict_volume(model, sample["image"], landmarks=sample["landmarks"])
+    probs = predict_volume(net, sample["image"], landmarks=sample["landmarks"])
     t_net = time.perf_counter() - t
     t = time.perf_counter()
     mv, mf = volume_to_mesh(probs, spec, smooth=SMOOTH)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import VolumeSpec
+from ..config import VolumeSpec, resolve_volume_spec
 from ..geometry import CropFrame, crop_image
 from ..files import check_number, check_out_folder, read_image, read_landmarks, read_mesh
 from .morphable import (WHERE_TO_GET, MorphableModel, load_morphable_model, model_to_photo, pose_angles,
@@ -373,11 +373,9 @@ def prepare(kind: str, root, out, *, model=None, preset: str | None = None, spli
 
     from tqdm.auto import tqdm
 
-    from ..config import volume_spec_for_mode
-
     check_prepare_args(kind, root, out, shard_size=shard_size, workers=workers, limit=limit, split=split,
                        subsets=subsets)
-    spec = VolumeSpec.preset(preset) if preset else volume_spec_for_mode()
+    spec = resolve_volume_spec(preset)
     out = Path(out)
     model_arg = model
     if kind in ("300wlp", "aflw2000"):
