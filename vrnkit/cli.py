@@ -220,6 +220,26 @@ def cmd_export(args) -> None:
     export(args.run, args.name, eval_dirs=args.eval, n=args.n, half=args.half, progress=not args.no_progress)
 
 
+def cmd_evaluate(args) -> None:
+    from .evaluate import compare, faces_of, get_method, markdown, report, table
+    from .files import check_number, check_out_folder
+
+    check_number(args.n, "--n", low=1, high=10**6, integer=True)
+    check_number(args.landmark_noise, "--landmark-noise", low=0, high=1)
+    out = check_out_folder(args.out)
+    methods = [get_method(m) for m in args.methods]  # unknown names and missing sets fail here, before any work
+    for d in args.data:
+        for m in methods:
+            faces_of(d, spec=m.spec, n=1)
+    scores = compare(methods, args.data, n=args.n, landmark_noise=args.landmark_noise, seed=args.seed,
+                     progress=not args.no_progress)
+    command = (f"vrnkit evaluate --methods {' '.join(map(str, args.methods))} --data {' '.join(args.data)} "
+               f"--n {args.n} --landmark-noise {args.landmark_noise:g}")
+    paths = report(scores, out, title="Evaluation", command=command)
+    print(markdown(table(scores)))
+    print(f"wrote {paths['md']}, {paths['csv'].name} and {paths['png'].name}")
+
+
 def cmd_models(args) -> None:
     from .modelsize import PAPER_VRN_PARAMS, TABLE_COLUMNS, format_table, summary_table
 
@@ -344,6 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
     add_common(p, progress=True)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="score methods on test sets the paper's way: CSV, Markdown tables and "
+                       "error curves")
+    p.add_argument("--methods", nargs="+", default=["vrn-guided-192", "linear-fit", "mean-face"], metavar="METHOD",
+                   help="shipped models (vrn-guided-192, vrn-192, vrn-cpu), .pt checkpoints, or the baselines "
+                   "mean-face, linear-fit, voxelised-gt (default: vrn-guided-192 linear-fit mean-face)")
+    p.add_argument("--data", nargs="+", default=["synth-aflw2000", "synth-florence", "synth-bu4dfe"], metavar="SET",
+                   help="SynthFaces test protocols, or test folders from `vrnkit synth` / `vrnkit prepare` "
+                   "(default: the three SynthFaces test protocols)")
+    p.add_argument("--n", type=int, default=32, help="faces per test set (default 32)")
+    p.add_argument("--landmark-noise", type=float, default=0.0, help="NME of the landmarks given to the methods "
+                   "(0: the true ones; a real detector: about 0.045)")
+    p.add_argument("--out", default="out/evaluate", help="output folder (default: out/evaluate)")
+    add_common(p, progress=True, seed="default")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("models", help="the parameters and multiply-accumulates of every network preset")
     p.set_defaults(func=cmd_models)

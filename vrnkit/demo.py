@@ -67,7 +67,8 @@ def run_demo(out="out/demo", *, model=None, index: int = 11, device=None) -> dic
     target = slab_to_volume(Slab(sample["front"], sample["mask"], sample["back"], sample["affine"]), spec)
     iou = float(np.ravel(volume_iou(probs, target))[0])
     gt = sample["vertices"]  # the face region
-    score = nme(gt, front_facing(mv, mf, sample["affine"]), sample["landmarks"])
+    fv, ff = front_facing(mv, mf, sample["affine"])
+    score = nme(gt, fv, sample["landmarks"], pred_faces=ff)
     for ext in ("obj", "ply", "glb"):
         paths[ext] = out / f"synthetic.{ext}"
         export_mesh(paths[ext], mv, mf, colours=colours)

@@ -1,124 +1,176 @@
-"""Comparing methods the paper's way: NME per face, tables, error against pose, error curves.
+"""Comparing methods the paper's way: one row per face, tables, error against pose and expression.
 
-Methods reconstruct one test face from its crop (and, where they use them, its 68 landmarks)
-and return surface points in crop pixels; every method is scored by the same
-:func:`vrnkit.metrics.nme` against the ground-truth face region. A method that returns nothing
-(an empty volume) scores ``inf``: it counts as a failure in every table and curve, never a crash.
+    evaluate(method, dataset) -> DataFrame, one row per test face:
+        method, dataset, id, yaw, pitch, roll, expression,
+        nme (the paper's), rigid_nme, landmark_error (sparse 3D), iou, landmark_nme (2D), seconds
 
-Methods here:
+A *method* reconstructs one test face from its crop (and, where it uses them, 68 guiding
+landmarks) and returns a :class:`Prediction`: a surface in crop pixels, and where it has them a
+volume (for IoU) and its own 2D landmarks. A *dataset* is a SynthFaces test protocol (faces made
+on the fly at the method's crop size) or a folder of test shards (``vrnkit synth`` /
+``vrnkit prepare``: AFLW2000-3D and the other real sets). Every method is scored by the same
+functions of :mod:`vrnkit.metrics` against the ground truth's own face region. A method that
+returns nothing scores ``inf``: a failure counted in every table and curve, never a crash.
 
-* ``vrn:NAME``: a shipped network (``vrn-cpu``, ``vrn-192``, ``vrn-guided-192``; guided by the
-  true landmarks, a perfect detector); the front-facing part of its 0.5 iso-surface.
-* ``mean-face``: SynthFaces' mean face posed by a weak-perspective fit to the 68 landmarks (no
+Methods (:func:`get_method`):
+
+* ``vrn-cpu``, ``vrn-192``, ``vrn-guided-192``, or a ``.pt`` checkpoint: a network; the
+  front-facing part of its smoothed 0.5 iso-surface. VRN-Guided is guided by the given
+  landmarks (the true ones, or noisy ones: ``landmark_noise``).
+* ``mean-face``: SynthFaces' mean face posed by a weak-perspective fit to the landmarks (no
   shape at all: the floor every method must beat).
-* ``linear-fit``: pose, identity and expression fitted to the 68 landmarks by regularised linear
-  least squares on the SynthFaces model, in the spirit of EOS (Huber et al. 2016). On SynthFaces
-  this model is the one that made the test faces, so it is an oracle-model baseline there; on
-  real faces it would meet a model mismatch that VRN does not have.
+* ``linear-fit``: pose, identity and expression fitted to the landmarks
+  (:func:`vrnkit.fitting.fit_landmarks`, in the spirit of EOS).
+* ``voxelised-gt``: the true solid voxelised at the dataset's size and meshed exactly as a
+  network's output is: the best any VRN of that size can score (the metric's floor).
 
->>> from vrnkit.synthfaces.dataset import make_sample
->>> from vrnkit.config import VolumeSpec
->>> sample, _ = make_sample("synth-florence", 0, spec=VolumeSpec.preset("paper"))
->>> fit = fit_landmarks(sample["landmarks"][:, :2])
->>> fit.vertices.shape, bool(fit.rms < 2.0)                                    # doctest: +SKIP
-((15933, 3), True)
+>>> scores = evaluate("mean-face", "synth-florence", n=2, progress=False)    # doctest: +SKIP
+>>> list(scores.columns[:3]), len(scores)                                    # doctest: +SKIP
+(['method', 'dataset', 'id'], 2)
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import volume_spec_of
-from .reconstruct import front_facing, predict_volume
-from .synthfaces.model import FaceModel
+from .config import SEED, VolumeSpec
+from .fitting import fit_landmarks
+from .synthfaces.dataset import PROTOCOLS
 
 PAPER_TABLE1 = {  # NME on AFLW2000-3D / BU-4DFE / Florence (Jackson et al. 2017, Table 1)
     "VRN": (0.0676, 0.0600, 0.0568), "VRN-Multitask": (0.0698, 0.0625, 0.0542),
     "VRN-Guided": (0.0637, 0.0555, 0.0509), "3DDFA": (0.1012, 0.1227, 0.0975), "EOS": (0.0971, 0.1560, 0.1253)}
+TEST_PROTOCOLS = ("synth-aflw2000", "synth-florence", "synth-bu4dfe")  # the paper's three test sets
+YAW_BINS = (0, 30, 60, 90)  # the paper's pose bins, degrees of |yaw|
 
 
 @dataclass
-class Fit:
-    """A face model fitted to 2D landmarks: vertices (N, 3) in the landmarks' pixels (x, y; z up
-    to a constant), scale s, rotation R (3, 3), translation t (2,), identity, expression, and the
-    RMS landmark residual in pixels."""
+class Prediction:
+    """One method's reconstruction of one test face, in crop pixels (x right, y down, z toward
+    the viewer): the surface NME scores, vertices (M, 3) with faces (F, 3) (None: points), and
+    where the method has them its volume (D, H, W) probabilities and its own landmarks (68, 2)."""
 
     vertices: np.ndarray
-    scale: float
-    rotation: np.ndarray
-    translation: np.ndarray
-    identity: np.ndarray
-    expression: np.ndarray
-    rms: float
+    faces: np.ndarray | None = None
+    volume: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
 
 
-def fit_pose(points3d, points2d) -> tuple[float, np.ndarray, np.ndarray]:
-    """Weak-perspective pose: (s, R, t) with points2d ~ s * (points3d @ R.T)[:, :2] + t.
+class Method:
+    """A reconstruction method: ``method(sample, landmarks) -> Prediction | None`` (None: no face).
 
-    An affine camera (2 x 4) is fitted by least squares, then made a scaled rotation: the
-    nearest two orthonormal rows (SVD) times the mean of the singular values; the third row is
-    their cross product (z toward the viewer in image space, so R is a proper rotation).
+    ``spec``: the crop and volume size it takes (None: any; it then takes the dataset's, and
+    SynthFaces protocols are made at the paper's size). ``sample`` is one test face in the shard
+    format (image, landmarks, affine, slab...); ``landmarks`` the (68, 2|3) guiding landmarks.
     """
-    X = np.asarray(points3d, np.float64)
-    x = np.asarray(points2d, np.float64)
-    A = np.linalg.lstsq(np.c_[X, np.ones(len(X))], x, rcond=None)[0].T  # (2, 4)
-    u, s, vt = np.linalg.svd(A[:, :3], full_matrices=False)
-    rows = u @ vt
-    R = np.vstack([rows, np.cross(rows[0], rows[1])])
-    return float(s.mean()), R, A[:, 3]
+
+    name = "method"
+    spec: VolumeSpec | None = None
+
+    def __call__(self, sample: dict, landmarks: np.ndarray) -> Prediction | None:
+        raise NotImplementedError
 
 
-def fit_landmarks(landmarks2d, *, model: FaceModel | None = None, shape: bool = True, iterations: int = 6,
-                  noise_px: float = 1.5) -> Fit:
-    """Fit pose, identity and expression of the SynthFaces model to (68, 2) landmarks.
+class VRNMethod(Method):
+    """A network: a shipped name, a checkpoint path, or a model. Its smoothed 0.5 iso-surface,
+    front-facing part only; guided networks are guided by the landmarks they are given."""
 
-    Alternates :func:`fit_pose` and a linear least-squares solve for the shape parameters with a
-    Gaussian prior: identity in standard deviations (prior sd 1), expression strengths (prior sd
-    0.5), landmark noise ``noise_px``. ``shape=False`` fits the pose of the mean face only.
-    """
-    model = model or FaceModel.default()
-    x = np.asarray(landmarks2d, np.float64)[:, :2]
-    if x.shape != (68, 2) or not np.all(np.isfinite(x)):
-        raise ValueError(f"landmarks must be 68 finite (x, y) points; got shape {np.shape(landmarks2d)}")
-    idx = model.landmarks
-    cols = np.ravel(np.c_[3 * idx, 3 * idx + 1, 3 * idx + 2])  # rows of the bases at the landmarks
-    basis = np.hstack([model.identity_basis[cols], model.expression_basis[cols]]).astype(np.float64)
-    n_id = model.identity_basis.shape[1]
-    prior_sd = np.r_[np.ones(n_id), np.full(basis.shape[1] - n_id, 0.5)]
-    mean_lm = model.mean[idx].astype(np.float64)
-    params = np.zeros(basis.shape[1])
-    for _ in range(iterations if shape else 1):
-        lm3d = mean_lm + (basis @ params).reshape(68, 3)
-        s, R, t = fit_pose(lm3d, x)
-        if not shape:
-            break
-        # x - t - s P R mean = s P R B params, P keeping x and y: one linear system in params
-        project = s * R[:2]  # (2, 3)
-        A = np.einsum("ij,kjp->kip", project, basis.reshape(68, 3, -1)).reshape(136, -1)
-        b = (x - t - mean_lm @ project.T).reshape(-1)
-        reg = np.diag((noise_px / prior_sd) ** 2)
-        params = np.linalg.solve(A.T @ A + reg, A.T @ b)
-    lm3d = mean_lm + (basis @ params).reshape(68, 3)
-    s, R, t = fit_pose(lm3d, x)
-    ident, expr = params[:n_id], params[n_id:]
-    v = model.mean.astype(np.float64) + (model.identity_basis @ ident + model.expression_basis @ expr).reshape(-1, 3)
-    posed = s * v @ R.T
-    posed[:, :2] += t
-    rms = float(np.sqrt(np.mean(np.sum((posed[idx, :2] - x) ** 2, 1))))
-    return Fit(posed.astype(np.float32), s, R, t, ident, expr, rms)
+    def __init__(self, model, *, device: str = "cpu"):
+        from .reconstruct import load_model
+
+        self.net, self.spec, name = load_model(model, device=device)
+        self.name = name if isinstance(model, (str, Path)) else f"{self.net.config.kind} (in memory)"
+
+    @torch.no_grad()
+    def __call__(self, sample, landmarks):
+        from .augment import heatmaps_to_landmarks
+        from .reconstruct import _as_batch, front_facing, predict_volume
+        from .surface import SMOOTH, volume_to_mesh
+
+        probs = predict_volume(self.net, sample["image"], landmarks=landmarks)
+        own = None
+        kind, size = self.net.config.kind, self.net.config.image_size
+        if kind in ("guided", "multitask"):  # the model's own landmarks, from its heatmaps
+            x = _as_batch(sample["image"])[0].to(next(self.net.parameters()).device)
+            heat = self.net.landmarks(x)[-1] if kind == "guided" else self.net(x)["heatmaps"][-1]
+            own = heatmaps_to_landmarks(heat.float(), stride=size / heat.shape[-1])[0].cpu().numpy()
+        if not (probs > 0.5).any():
+            return Prediction(np.zeros((0, 3)), volume=probs, landmarks=own)
+        v, f = front_facing(*volume_to_mesh(probs, self.spec, smooth=SMOOTH), sample["affine"])
+        return Prediction(v, f, volume=probs, landmarks=own)
+
+
+class FitMethod(Method):
+    """The mean face (shape=False) or the linear fit, posed from the guiding landmarks."""
+
+    def __init__(self, *, shape: bool):
+        from .synthfaces.model import FaceModel
+
+        self.name = "linear-fit" if shape else "mean-face"
+        self.shape = shape
+        model = FaceModel.default()
+        region = model.face_region
+        self.region = region
+        # the model's triangles inside the face region, renumbered to it
+        inside = np.full(len(model.mean), -1)
+        inside[region] = np.arange(len(region))
+        keep = (inside[model.faces] >= 0).all(1)
+        self.faces = inside[model.faces[keep]]
+
+    def __call__(self, sample, landmarks):
+        from .synthfaces.model import FaceModel
+
+        fit = fit_landmarks(landmarks[:, :2], shape=self.shape)
+        own = fit.vertices[FaceModel.default().landmarks, :2]
+        return Prediction(fit.vertices[self.region], self.faces, landmarks=own)
+
+
+class VoxelisedTruth(Method):
+    """The true solid voxelised and meshed as a network's output is (smoothed 0.5 iso-surface,
+    front-facing part): what a perfect VRN of the dataset's size would score."""
+
+    name = "voxelised-gt"
+
+    def __call__(self, sample, landmarks):
+        from .reconstruct import front_facing
+        from .surface import SMOOTH, volume_to_mesh
+        from .voxel import Slab, slab_to_volume
+
+        spec = VolumeSpec(**sample["spec"])
+        slab = Slab(front=sample["front"], mask=sample["mask"], back=float(sample["back"]), affine=sample["affine"])
+        volume = slab_to_volume(slab, spec).astype(np.float32)
+        v, f = front_facing(*volume_to_mesh(volume, spec, smooth=SMOOTH), sample["affine"])
+        return Prediction(v, f, volume=volume)
+
+
+BASELINES = {"mean-face": lambda: FitMethod(shape=False), "linear-fit": lambda: FitMethod(shape=True),
+             "voxelised-gt": VoxelisedTruth}
+
+
+def get_method(method) -> Method:
+    """A Method from a name (a baseline, a shipped network), a .pt path, a model, or a Method."""
+    from .pretrained import PRETRAINED
+
+    if isinstance(method, Method):
+        return method
+    if isinstance(method, str) and method in BASELINES:
+        return BASELINES[method]()
+    if isinstance(method, torch.nn.Module) or str(method) in PRETRAINED or Path(str(method)).suffix == ".pt":
+        return VRNMethod(method)
+    raise ValueError(f"unknown method {method!r}: give one of {sorted(BASELINES) + sorted(PRETRAINED)} or the "
+                     "path of a .pt checkpoint written by `vrnkit train`")
 
 
 # ---------------------------------------------------------------------------------------------
-# Methods: (sample at the method's crop size, guiding landmarks) -> surface points in crop pixels
+# Test faces
 
 def noisy_landmarks(landmarks, nme: float, rng) -> np.ndarray:
     """(68, 2|3) landmarks moved in x, y by Gaussian noise of mean distance ``nme`` x sqrt(w*h)
     of their box: a landmark detector's error (dlib's is about 0.045 on SynthFaces)."""
-    import torch
-
     from .augment import jitter_landmarks
 
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))  # the noise follows rng
@@ -126,125 +178,166 @@ def noisy_landmarks(landmarks, nme: float, rng) -> np.ndarray:
     return jitter_landmarks(lm, nme, generator=generator)[0].numpy()
 
 
-def vrn_method(name: str):
-    """A shipped network as a method: its smoothed 0.5 iso-surface, front-facing part only."""
-    from .reconstruct import load_model
-    from .surface import SMOOTH, volume_to_mesh
+def faces_of(dataset, *, spec: VolumeSpec | None, n: int | None = None):
+    """An iterator of (sample, metadata) over the first ``n`` faces of a SynthFaces protocol
+    (made at ``spec``, the paper's size if None) or ``n`` faces spread evenly over a folder of
+    shards (which must hold ``spec``-sized crops when a spec is given). Samples are dicts of
+    NumPy arrays in the shard format plus their ``spec`` (a dict). A bad test set is an error
+    here, before any face is made."""
+    from .datasets.shards import ShardDataset, read_manifest
+    from .synthfaces.dataset import make_sample
 
-    net, spec, _ = load_model(name, device="cpu")
+    name = str(dataset)
+    if name in PROTOCOLS and not Path(name).is_dir():
+        spec = spec or VolumeSpec.preset("paper")
+        made = (make_sample(name, i, spec=spec) for i in range(32 if n is None else n))
+        return ((dict(sample, spec=spec.__dict__), meta) for sample, meta in made)
+    if not Path(name).is_dir():
+        raise FileNotFoundError(f"no test set {name!r}: give a SynthFaces protocol ({', '.join(TEST_PROTOCOLS)}) or "
+                                "a folder made by `vrnkit synth` / `vrnkit prepare`")
+    manifest = read_manifest(name) or {}
+    have = VolumeSpec(**manifest["spec"]) if manifest.get("spec") else None
+    if spec is not None and have is not None and have.shape != spec.shape:
+        raise ValueError(f"{name} holds {have.width} px crops with {have.depth}-slice volumes but the method takes "
+                         f"{spec.width} px -> {spec.depth} slices; make a test set with the method's --preset "
+                         "(vrnkit synth --preset ...)")
+    spec = spec or have or VolumeSpec.preset("paper")
+    ds = ShardDataset(name)
+    picked = np.linspace(0, len(ds) - 1, len(ds) if n is None else min(n, len(ds))).astype(int)
 
-    def run(sample, landmarks):
-        probs = predict_volume(net, sample["image"], landmarks=landmarks)
-        if not (probs > 0.5).any():
-            return None
-        v, f = volume_to_mesh(probs, spec, smooth=SMOOTH)
-        return front_facing(v, f, sample["affine"])
+    def faces():
+        for i in picked:
+            sample = {k: np.asarray(v) for k, v in ds[int(i)].items()}
+            yield dict(sample, spec=spec.__dict__), dict(ds.index.iloc[int(i)][["id", "expression", "yaw", "pitch", "roll"]])
 
-    run.spec = spec
-    return run
-
-
-def fit_method(*, shape: bool):
-    """The mean face (shape=False) or the linear fit, from the guiding landmarks."""
-    region = FaceModel.default().face_region
-
-    def run(sample, landmarks):
-        return fit_landmarks(landmarks[:, :2], shape=shape).vertices[region]
-
-    return run
-
-
-METHODS = {"vrn-guided-192": lambda: vrn_method("vrn-guided-192"), "vrn-192": lambda: vrn_method("vrn-192"),
-           "vrn-cpu": lambda: vrn_method("vrn-cpu"), "linear-fit": lambda: fit_method(shape=True),
-           "mean-face": lambda: fit_method(shape=False)}
+    return faces()
 
 
-def compare(protocols, *, methods=tuple(METHODS), n: int = 32, landmark_noise: float = 0.0, seed: int = 0,
-            progress: bool = True):
-    """NME of each method on the first ``n`` faces of each SynthFaces test protocol -> DataFrame.
+# ---------------------------------------------------------------------------------------------
+# The harness
 
-    Each face is made at every method's own crop size (same face, same pose), so 64 px and
-    192 px models meet the same faces. ``landmark_noise``: the NME of the landmarks the guided
-    model and the fits are given (0: the true ones). Rows: method, protocol, id, yaw, expression,
-    nme (inf for a failure).
+def evaluate(method, dataset, *, n: int | None = None, landmark_noise: float = 0.0, seed: int = SEED,
+             progress: bool = True):
+    """Score one method on one test set -> DataFrame, one row per face (see the module's doc).
+
+    method: a name, a .pt path, a model or a :class:`Method` (:func:`get_method`). dataset: a
+    SynthFaces protocol or a test folder. n: faces (None: all of a folder, 32 of a protocol).
+    landmark_noise: the NME of the landmarks that guide the method (0: the true ones; dlib's
+    error on SynthFaces is about 0.045); the same noise for every method on a face.
+    NaN where the test set or the method lacks what a column needs (no mesh, no volume, no
+    own landmarks); inf where the method returned no surface.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .config import VolumeSpec
-    from .metrics import nme
-    from .synthfaces.dataset import make_sample
+    from .metrics import landmark_error, landmarks_nme, nme, volume_iou
+    from .voxel import Slab, slab_to_volume
 
-    runs = {m: METHODS[m]() for m in methods}
+    run = get_method(method)
     rows = []
-    for protocol in protocols:
-        for i in tqdm(range(n), desc=f"compare {protocol}", disable=not progress):
-            cache = {}
-            for name, run in runs.items():
-                spec = getattr(run, "spec", VolumeSpec.preset("paper"))
-                if spec not in cache:
-                    cache[spec] = make_sample(protocol, i, spec=spec)
-                sample, meta = cache[spec]
-                rng = np.random.default_rng([seed, i])  # the same noise for every method
-                lm = noisy_landmarks(sample["landmarks"], landmark_noise, rng) if landmark_noise else sample["landmarks"]
-                points = run(sample, lm)
-                score = np.inf if points is None or len(points) == 0 else \
-                    nme(sample["vertices"], points, sample["landmarks"])
-                rows.append(dict(method=name, protocol=protocol, id=meta["id"], yaw=meta["yaw"],
-                                 expression=meta["expression"], nme=score))
+    faces = faces_of(dataset, spec=run.spec, n=n)
+    total = n if str(dataset) in PROTOCOLS else None
+    desc = f"{run.name} on {Path(str(dataset)).name}"
+    for k, (sample, meta) in enumerate(tqdm(faces, total=total, desc=desc, disable=not progress)):
+        rng = np.random.default_rng([seed, k])  # the k-th face gets the same noise for every method
+        true = np.asarray(sample["landmarks"], np.float64)
+        guide = noisy_landmarks(true, landmark_noise, rng) if landmark_noise else true
+        start = time.perf_counter()
+        pred = run(sample, guide)
+        seconds = time.perf_counter() - start
+        row = dict(method=run.name, dataset=Path(str(dataset)).name, **meta, nme=np.nan, rigid_nme=np.nan,
+                   landmark_error=np.nan, iou=np.nan, landmark_nme=np.nan, seconds=seconds)
+        empty = pred is None or len(pred.vertices) == 0
+        if "vertices" in sample:  # a ground-truth mesh (its face region)
+            gt = sample["vertices"]
+            row["nme"] = np.inf if empty else nme(gt, pred.vertices, true, pred_faces=pred.faces)
+            row["rigid_nme"] = np.inf if empty else nme(gt, pred.vertices, true, pred_faces=pred.faces, rigid=True)
+        row["landmark_error"] = np.inf if empty else landmark_error(true, pred.vertices, pred_faces=pred.faces)
+        if pred is not None and pred.volume is not None:
+            spec = VolumeSpec(**sample["spec"])
+            slab = Slab(front=sample["front"], mask=sample["mask"], back=float(sample["back"]), affine=sample["affine"])
+            row["iou"] = float(volume_iou(pred.volume, slab_to_volume(slab, spec)))
+        if pred is not None and pred.landmarks is not None:
+            row["landmark_nme"] = landmarks_nme(pred.landmarks, true)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def table(scores, *, threshold: float = 0.1):
-    """Per method and protocol: the mean NME of the faces it reconstructed, how many it failed
-    (they are left out of the mean but count in the AUC) and the AUC of the cumulative error
-    curve up to ``threshold`` -> DataFrame (methods x columns)."""
+def compare(methods, datasets, **options):
+    """:func:`evaluate` every method on every test set -> one DataFrame (same faces, same noise)."""
     import pandas as pd
 
+    return pd.concat([evaluate(m, d, **options) for d in datasets for m in methods], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and pictures
+
+def table(scores, *, threshold: float = 0.1, column: str = "nme"):
+    """Table 1's shape: per method (rows) and test set, the mean error of the faces it
+    reconstructed, how many it failed (left out of the mean, counted in the AUC) and the AUC of
+    the cumulative error curve up to ``threshold`` -> DataFrame."""
+    import pandas as pd
+
+    from .metrics import ced_auc
+
     out = {}
-    for (method, protocol), g in scores.groupby(["method", "protocol"], sort=False):
-        ok = np.isfinite(g.nme)
-        out.setdefault(method, {})[f"{protocol} NME"] = g.nme[ok].mean()
-        out[method][f"{protocol} failed"] = int((~ok).sum())
-        out[method][f"{protocol} AUC@{threshold}"] = ced_auc(g.nme, threshold)
+    for (method, dataset), g in scores.groupby(["method", "dataset"], sort=False):
+        e = g[column]
+        ok = np.isfinite(e)
+        out.setdefault(method, {})[f"{dataset} {column.upper()}"] = e[ok].mean()
+        out[method][f"{dataset} failed"] = int(np.isinf(e).sum())
+        out[method][f"{dataset} AUC@{threshold}"] = ced_auc(e.dropna(), threshold)
     tab = pd.DataFrame(out).T
     failed = [c for c in tab.columns if c.endswith(" failed")]
     return tab.astype({c: int for c in failed})
 
 
-def ced_auc(errors, threshold: float = 0.1) -> float:
-    """Area under the cumulative error distribution up to ``threshold``, normalised to [0, 1]
-    (1: every face has error 0; failures (inf) never count as under the threshold)."""
-    e = np.sort(np.asarray(errors, np.float64))
-    grid = np.linspace(0, threshold, 201)
-    frac = np.searchsorted(e, grid, side="right") / max(len(e), 1)
-    return float(np.sum((frac[1:] + frac[:-1]) / 2 * np.diff(grid)) / threshold)  # trapezoids
+def by_group(scores, by: str, *, column: str = "nme"):
+    """Mean error of each method per group: ``by="yaw"`` (the paper's |yaw| bins) or
+    ``"expression"`` -> DataFrame (methods x groups), failures left out of the means."""
+    import pandas as pd
+
+    s = scores[np.isfinite(scores[column])].copy()
+    if by == "yaw":
+        s["yaw"] = pd.cut(s.yaw.abs(), list(YAW_BINS), labels=[f"{a}-{b}" for a, b in zip(YAW_BINS, YAW_BINS[1:])],
+                          include_lowest=True)
+    return s.pivot_table(index="method", columns=by, values=column, aggfunc="mean", observed=False, sort=False,
+                         dropna=False)
 
 
-def plot_comparison(scores, path, *, threshold: float = 0.1) -> None:
-    """Two panels: cumulative error curves of every method (all protocols), and NME against
-    absolute yaw (bins of 30 degrees), as in the paper's Figures 4-6."""
+def plot_scores(scores, path, *, threshold: float = 0.1, column: str = "nme") -> None:
+    """Three panels: cumulative error curves (all test sets), error against |yaw| and error per
+    expression, as in the paper's Figures 4-6. Written atomically as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    from .files import atomic_write
+    from .metrics import ced, ced_auc
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     grid = np.linspace(0, threshold, 201)
-    bins = [0, 30, 60, 90]
     for method, g in scores.groupby("method", sort=False):
-        e = np.sort(g.nme.to_numpy())
-        ax[0].plot(grid, np.searchsorted(e, grid, side="right") / len(e) * 100,
-                   label=f"{method} (AUC {ced_auc(e, threshold):.2f})")
-        yaw_bin = np.digitize(g.yaw.abs(), bins[1:-1])
-        means = [g.nme[(yaw_bin == b) & np.isfinite(g.nme)].mean() for b in range(3)]
-        ax[1].plot([15, 45, 75], means, "o-", label=method)
-    ax[0].set(xlabel="NME", ylabel="faces with a smaller error (%)", title="cumulative error", xlim=(0, threshold))
-    ax[1].set(xlabel="|yaw| (degrees, bin centres)", ylabel="mean NME", title="error against pose")
-    ax[0].legend(fontsize=8)
-    ax[1].legend(fontsize=8)
+        e = g[column].dropna()
+        ax[0].plot(grid, ced(e, grid) * 100, label=f"{method} (AUC {ced_auc(e, threshold):.2f})")
+    yaw = by_group(scores, "yaw", column=column)
+    for method, row in yaw.iterrows():
+        ax[1].plot([15, 45, 75], row.to_numpy(), "o-", label=method)
+    expr = by_group(scores, "expression", column=column)
+    width = 0.8 / max(len(expr), 1)
+    for k, (method, row) in enumerate(expr.iterrows()):
+        ax[2].bar(np.arange(len(row)) + k * width, row.to_numpy(), width, label=method)
+    ax[2].set_xticks(np.arange(expr.shape[1]) + 0.4 - width / 2, expr.columns, rotation=30, ha="right", fontsize=8)
+    name = column.replace("_", " ").upper() if column == "nme" else column.replace("_", " ")
+    ax[0].set(xlabel=name, ylabel="faces with a smaller error (%)", title="cumulative error", xlim=(0, threshold))
+    ax[1].set(xlabel="|yaw| (degrees, bin centres)", ylabel=f"mean {name}", title="error against pose")
+    ax[2].set(ylabel=f"mean {name}", title="error per expression")
+    for a in ax:
+        a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
 
 
@@ -257,58 +350,29 @@ def markdown(df, *, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-@torch.no_grad()
-def landmark_nme(model, images: torch.Tensor, landmarks: np.ndarray) -> np.ndarray:
-    """2D landmark NME (B,) of a guided / multitask model's own landmark heatmaps: mean point
-    distance over sqrt(w*h) of the true landmarks' box (the AFLW2000-3D protocol); NaN for VRN."""
-    from .augment import heatmaps_to_landmarks
+def report(scores, out, *, title: str = "Evaluation", command: str = "") -> dict:
+    """Write ``scores.csv``, ``report.md`` (Table 1, NME by yaw and by expression, the other
+    metrics) and ``report.png`` (:func:`plot_scores`) into ``out``, each atomically -> paths."""
+    from .files import atomic_write
 
-    if model.config.kind not in ("guided", "multitask"):
-        return np.full(len(images), np.nan)
-    x = images.to(next(model.parameters()).device)
-    heatmaps = model.landmarks(x)[-1] if model.config.kind == "guided" else model(x)["heatmaps"][-1]
-    pred = heatmaps_to_landmarks(heatmaps.float(), stride=model.config.image_size / heatmaps.shape[-1]).cpu().numpy()
-    true = np.asarray(landmarks)[..., :2]
-    size = np.sqrt(np.prod(true.max(1) - true.min(1), axis=-1))
-    return np.linalg.norm(pred - true, axis=-1).mean(1) / size
-
-
-def evaluate(model, data, *, n: int = 200, batch: int = 16, progress: bool = True):
-    """Per-sample IoU, NME estimate and NME (ICP correspondences) on a test folder -> DataFrame.
-
-    One row per face: id, expression, yaw, pitch, roll, iou, nme_estimate, nme, landmark_nme. NME
-    is NaN where the test set has no ground-truth mesh, and inf where the prediction is empty (a
-    failure: counted, never a crash)."""
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from .metrics import nme, nme_estimate, volume_iou
-    from .datasets.shards import ShardDataset, collate
-    from .surface import volume_to_mesh
-    from .voxel import slabs_to_volumes
-
-    ds = ShardDataset(data)
-    spec = volume_spec_of(model.config)
-    rows = []
-    idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
-    for start in tqdm(range(0, len(idx), batch), desc=f"evaluate {Path(data).name}", disable=not progress):
-        b = collate([ds[int(i)] for i in idx[start:start + batch]])
-        # VRN-Guided is guided by the ground-truth landmarks (a perfect detector)
-        probs = predict_volume(model, b["image"], landmarks=b["landmarks"].numpy())
-        target = slabs_to_volumes(b["front"], b["mask"], b["back"], b["affine"], spec).numpy()
-        ious = volume_iou(probs, target)
-        est = nme_estimate(probs, target, b["landmarks"].numpy(), spec)
-        lm_nme = landmark_nme(model, b["image"], b["landmarks"].numpy())
-        for k in range(len(probs)):
-            row = dict(ds.index.iloc[int(idx[start + k])][["id", "expression", "yaw", "pitch", "roll"]])
-            row.update(iou=float(ious[k]), nme_estimate=float(est[k]), nme=np.nan, landmark_nme=float(lm_nme[k]))
-            if "vertices" in b:
-                row["nme"] = np.inf  # until the prediction has a front surface
-                if (probs[k] > 0.5).any():
-                    mv, mf = volume_to_mesh(probs[k], spec)
-                    pred = front_facing(mv, mf, b["affine"][k].numpy())
-                    gt = b["vertices"][k].numpy()  # the face region, whichever dataset
-                    if len(pred):
-                        row["nme"] = nme(gt, pred, b["landmarks"][k].numpy())
-            rows.append(row)
-    return pd.DataFrame(rows)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = dict(csv=out / "scores.csv", md=out / "report.md", png=out / "report.png")
+    atomic_write(paths["csv"], lambda tmp: scores.to_csv(tmp, index=False))
+    plot_scores(scores, paths["png"])
+    other = scores.groupby("method", sort=False)[["rigid_nme", "landmark_error", "iou", "landmark_nme", "seconds"]]
+    md = [f"# {title}", ""] + ([f"`{command}`", ""] if command else []) + [
+        "NME: the paper's (the ground truth's face-region vertices to their ICP correspondences on the "
+        "predicted surface, depth aligned by mean z, over the 3D outer interocular distance). Failures (no "
+        "surface) are counted apart and in the AUC, never in the mean.", "",
+        "## Table 1", "", markdown(table(scores)), "",
+        "## NME by |yaw|", "", markdown(by_group(scores, "yaw")), "",
+        "## NME per expression", "", markdown(by_group(scores, "expression")), "",
+        "## Other metrics (means over faces; NaN: the method or test set lacks it)", "",
+        "rigid NME: after the ICP's rotation and translation too. landmark error: the 68 true 3D landmarks to the "
+        "predicted surface over the interocular distance. IoU: of the method's volume with the true one. "
+        "landmark NME: the method's own 2D landmarks over sqrt(w*h) of the true box. seconds: per face, this "
+        "machine.", "", markdown(other.apply(lambda g: g.replace(np.inf, np.nan).mean())), "",
+        "![cumulative error, error against pose and per expression](report.png)", ""]
+    atomic_write(paths["md"], lambda tmp: Path(tmp).write_text("\n".join(md)))
+    return paths

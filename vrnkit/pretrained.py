@@ -58,31 +58,31 @@ def export(run, name: str, *, eval_dirs=(), n: int = 200, half: bool = False, pr
         save_checkpoint(WEIGHTS / f"{name}.pt", model, config, extra=extra, half=True)
     else:
         shutil.copyfile(run / "model.pt", WEIGHTS / f"{name}.pt")
-    from .evaluate import evaluate
+    from .evaluate import VRNMethod, evaluate
     from .viz import training_curve
 
     training_curve(run / "metrics.csv", WEIGHTS / f"{name}-curve.png")
     summary = []
     for d in eval_dirs:
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        df = evaluate(model, d, n=n, progress=progress)
+        df = evaluate(VRNMethod(model), d, n=n, progress=progress)
         ok = np.isfinite(df["nme"])  # an empty prediction is a failure, left out of the mean
         summary.append(dict(test_set=Path(d).name, samples=len(df), iou=df["iou"].mean(),
-                            nme_estimate=df["nme_estimate"].mean(), nme=df.loc[ok, "nme"].mean(),
+                            nme=df.loc[ok, "nme"].mean(), rigid_nme=df.loc[ok, "rigid_nme"].mean(),
                             failed=int(np.isinf(df["nme"]).sum()), landmark_nme=df["landmark_nme"].mean()))
     table = pd.DataFrame(summary)
     table.to_csv(WEIGHTS / f"{name}-validation.csv", index=False)
     md = [f"# {name}: validation", "", f"Model: {config.kind} / {config.image_size}x{config.image_size} "
           f"-> {config.depth}x{config.image_size}x{config.image_size}, trained {extra.get('step')} steps "
-          f"(`{run}`).", "", "| test set | samples | IoU | NME estimate | NME | failed | landmark NME (2D) |",
+          f"(`{run}`).", "", "| test set | samples | IoU | NME | rigid NME | failed | landmark NME (2D) |",
           "|---|---|---|---|---|---|---|"]
-    md += [f"| {r.test_set} | {r.samples} | {r.iou:.3f} | {r.nme_estimate:.4f} | {r.nme:.4f} | {r.failed} | "
+    md += [f"| {r.test_set} | {r.samples} | {r.iou:.3f} | {r.nme:.4f} | {r.rigid_nme:.4f} | {r.failed} | "
            f"{r.landmark_nme:.4f} |"
            for r in table.itertuples()]
     md += ["", "NME: mean distance from the ground-truth face-region vertices to their ICP correspondences on "
            "the front-facing part of the predicted iso-surface, after mean-z alignment, over the 3D outer "
            "interocular distance, over the faces with a prediction (failed: empty predictions, left out of the mean). "
-           "NME estimate: the same on the volumes' front surfaces, no ICP. Landmark NME: "
+           "Rigid NME: after the ICP's rotation and translation too. Landmark NME: "
            "the model's own 68 landmarks (guided, multitask) against the true ones, over sqrt(w*h) of their box."]
     (WEIGHTS / f"{name}-validation.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -304,13 +304,18 @@ def predict_volume(model, images, *, landmarks=None, device=None) -> np.ndarray:
     return out[0] if single else out
 
 
-def front_facing(vertices, faces, affine) -> np.ndarray:
-    """Vertices of a predicted iso-surface whose normals face the way the face looks.
+def front_facing(vertices, faces, affine) -> tuple[np.ndarray, np.ndarray]:
+    """The part of a predicted iso-surface whose normals face the way the face looks -> (V, F).
 
     The face's forward direction is its slab's canonical z axis posed into the crop; the sides
-    and flat back of the predicted solid face away from it and are left out of the NME.
+    and flat back of the predicted solid face away from it and are left out of the NME. A
+    triangle is kept when its three corners face forward; vertices of no kept triangle go.
     """
     v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
     forward = np.asarray(affine, np.float64)[:, 2]
     forward /= np.linalg.norm(forward)
-    return v[vertex_normals(v, faces) @ forward > 0.3]
+    front = vertex_normals(v, f) @ forward > 0.3
+    kept = f[front[f].all(1)]
+    used, inverse = np.unique(kept, return_inverse=True)
+    return v[used], inverse.reshape(-1, 3)
