@@ -68,6 +68,9 @@ def test_presets_match_the_design():
     (dict(stacks=0), "stacks"),
     (dict(depth=2.5), "depth"),
     (dict(hourglass_depth=True), "hourglass_depth"),
+    (dict(heatmap_sigma=0), "heatmap_sigma"),
+    (dict(heatmap_sigma="2"), "heatmap_sigma"),
+    (dict(target="posed"), "target"),
 ])
 def test_config_validation(bad, word):
     with pytest.raises(ValueError, match=word):

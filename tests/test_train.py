@@ -196,6 +196,39 @@ def test_targets_are_the_numpy_voxelisers(data):
         assert np.array_equal(t["volume"][i].numpy() > 0.5, ref), i
 
 
+def test_frontal_targets_and_wider_heatmaps_for_the_ablations(data):
+    """--target frontal: the same solid, unrotated, same size, centred where the posed one is;
+    --heatmap-sigma 2: heatmaps twice as wide around the same peaks."""
+    from vrnkit.voxel import frontal_affine
+
+    ds = ShardDataset(data, split="train")
+    batch = collate([ds[i] for i in range(4)])
+    posed = T.make_targets(batch, None, spec=SPEC, device="cpu", heatmaps=True)
+    frontal = T.make_targets(batch, None, spec=SPEC, device="cpu", heatmaps=True, frontal=True, sigma=2.0)
+    a = frontal_affine(batch["front"].float(), batch["mask"], batch["back"].float(), batch["affine"].float())
+    for i in range(4):
+        lin = batch["affine"][i, :, :3].double()
+        scale = torch.linalg.det(lin).abs() ** (1 / 3)
+        assert torch.allclose(a[i, :, :3].double(), scale * torch.eye(3, dtype=torch.float64), atol=1e-5)
+        slab = Slab(front=batch["front"][i].numpy(), mask=batch["mask"][i].numpy(), back=float(batch["back"][i]),
+                    affine=a[i].numpy())
+        assert np.array_equal(frontal["volume"][i].numpy() > 0.5, slab_to_volume(slab, SPEC)), i
+        # the same amount of face (up to voxel rounding), in about the same place
+        vp, vf = posed["volume"][i], frontal["volume"][i]
+        assert abs(vf.sum() / vp.sum() - 1) < 0.1
+        centre = lambda v: torch.nonzero(v).double().mean(0)  # noqa: E731
+        assert torch.linalg.norm(centre(vf) - centre(vp)) < 3.0
+    assert torch.equal(posed["heatmaps"].flatten(2).argmax(-1), frontal["heatmaps"].flatten(2).argmax(-1))
+    assert (frontal["heatmaps"] > 0.5).sum() > 2 * (posed["heatmaps"] > 0.5).sum()
+
+
+def test_cli_passes_the_ablation_options_to_the_model():
+    from vrnkit import cli
+
+    args = cli.build_parser().parse_args(["train", "--model", "guided", "--heatmap-sigma", "2", "--target", "frontal"])
+    assert cli.train_config_from_args(args).model_options == {"heatmap_sigma": 2.0, "target": "frontal"}
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 

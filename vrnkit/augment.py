@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from .config import VolumeSpec
 from .geometry import FLIP_PERMUTATION
-from .voxel import slabs_to_volumes
+from .voxel import frontal_affine, slabs_to_volumes
 
 
 @dataclass(frozen=True)
@@ -244,14 +244,17 @@ def heatmaps_to_landmarks(heatmaps: torch.Tensor, *, stride: float = 4.0) -> tor
 # A training batch: augmented, with its targets
 
 def make_targets(batch: dict, params: AugmentParams | None, *, spec: VolumeSpec, device,
-                 heatmaps: bool = False, chunk: int | None = None) -> dict:
+                 heatmaps: bool = False, chunk: int | None = None, sigma: float = 1.0,
+                 frontal: bool = False) -> dict:
     """Move a collated batch to ``device``, augment it (unless params is None), build targets.
 
     Returns image (B, 3, S, S), volume (B, D, S, S) float 0/1, landmarks (B, 68, 3), affine
     (B, 3, 4) (canonical -> augmented crop) and heatmaps (B, 68, S/4, S/4) or None. Volumes are
     built ``chunk`` samples at a time (the slab rule needs tens of bytes of temporaries per voxel
     of the chunk's bounding box): default 1 on a CPU (tight boxes; 3x faster than 8 at 192 px),
-    8 on a GPU (fewer kernel launches and host syncs).
+    8 on a GPU (fewer kernel launches and host syncs). ``sigma``: of the heatmaps, in heatmap
+    pixels. ``frontal``: volumes of the frontal face at the posed face's place and size
+    (:func:`vrnkit.voxel.frontal_affine`) instead of the posed face: the paper's ablation.
     """
     nb = torch.device(device).type == "cuda"
     chunk = chunk or (8 if nb else 1)
@@ -260,8 +263,9 @@ def make_targets(batch: dict, params: AugmentParams | None, *, spec: VolumeSpec,
     if params is not None:
         image, landmarks, affine = augment(image, landmarks, affine, params, depth_span=spec.depth_span)
     front, mask, back = get("front").float(), get("mask"), get("back").float()
+    posed = frontal_affine(front, mask, back, affine) if frontal else affine
     volume = torch.cat([slabs_to_volumes(front[i:i + chunk], mask[i:i + chunk], back[i:i + chunk],
-                                         affine[i:i + chunk], spec, dtype=torch.float32)
+                                         posed[i:i + chunk], spec, dtype=torch.float32)
                         for i in range(0, image.shape[0], chunk)])
-    hm = landmarks_to_heatmaps(landmarks, image.shape[-1] // 4) if heatmaps else None
+    hm = landmarks_to_heatmaps(landmarks, image.shape[-1] // 4, sigma=sigma) if heatmaps else None
     return {"image": image, "volume": volume, "landmarks": landmarks, "affine": affine, "heatmaps": hm}

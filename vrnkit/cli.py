@@ -191,6 +191,9 @@ def train_config_from_args(args):
         overrides["lr_final"] = overrides["lr"] / 10  # the paper's drop: 1e-4 -> 1e-5
     if args.no_progress:
         overrides["progress"] = False
+    options = {k: v for k, v in (("heatmap_sigma", args.heatmap_sigma), ("target", args.target)) if v is not None}
+    if options:
+        overrides["model_options"] = options
     if args.preset:
         return TrainConfig.preset(args.preset, **overrides)
     return TrainConfig.for_mode(**overrides)
@@ -353,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     p.add_argument("--guide-jitter", type=float, help="guided: landmark noise (NME) on the guiding heatmaps, "
                    "like a real detector's (about 0.045); default 0")
+    p.add_argument("--heatmap-sigma", type=float, help="multitask, guided: Gaussian sigma of the landmark heatmaps "
+                   "in heatmap pixels (default 1, the paper's; its ablation: 2)")
+    p.add_argument("--target", choices=["aligned", "frontal"], help="aligned (default): volumes posed like the "
+                   "face in the image; frontal: the frontal face (the paper's spatial-alignment ablation)")
     add_common(p, device=True, progress=True, seed=True)
     p.set_defaults(func=cmd_train)
 

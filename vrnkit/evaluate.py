@@ -16,7 +16,8 @@ Methods (:func:`get_method`):
 
 * ``vrn-cpu``, ``vrn-192``, ``vrn-guided-192``, or a ``.pt`` checkpoint: a network; the
   front-facing part of its smoothed 0.5 iso-surface. VRN-Guided is guided by the given
-  landmarks (the true ones, or noisy ones: ``landmark_noise``).
+  landmarks (the true ones, or noisy ones: ``landmark_noise``). A model trained on frontal
+  targets (``--target frontal``, the alignment ablation) is only comparable by its rigid NME.
 * ``mean-face``: SynthFaces' mean face posed by a weak-perspective fit to the landmarks (no
   shape at all: the floor every method must beat).
 * ``linear-fit``: pose, identity and expression fitted to the landmarks
@@ -87,6 +88,8 @@ class VRNMethod(Method):
 
     @torch.no_grad()
     def __call__(self, sample, landmarks):
+        from scipy.ndimage import gaussian_filter
+
         from .augment import heatmaps_to_landmarks
         from .reconstruct import _as_batch, front_facing, predict_volume
         from .surface import SMOOTH, volume_to_mesh
@@ -98,9 +101,12 @@ class VRNMethod(Method):
             x = _as_batch(sample["image"])[0].to(next(self.net.parameters()).device)
             heat = self.net.landmarks(x)[-1] if kind == "guided" else self.net(x)["heatmaps"][-1]
             own = heatmaps_to_landmarks(heat.float(), stride=size / heat.shape[-1])[0].cpu().numpy()
-        if not (probs > 0.5).any():
+        smoothed = gaussian_filter(probs, SMOOTH)  # as volume_to_mesh(smooth=SMOOTH) does
+        if not (smoothed > 0.5).any():  # nothing inside, or a few voxels that the smoothing removes
             return Prediction(np.zeros((0, 3)), volume=probs, landmarks=own)
-        v, f = front_facing(*volume_to_mesh(probs, self.spec, smooth=SMOOTH), sample["affine"])
+        # a frontal model (the alignment ablation) shows the face looking at the viewer: +z is forward
+        forward = np.eye(3, 4) if self.net.config.target == "frontal" else sample["affine"]
+        v, f = front_facing(*volume_to_mesh(smoothed, self.spec), forward)
         return Prediction(v, f, volume=probs, landmarks=own)
 
 
@@ -131,9 +137,11 @@ class FitMethod(Method):
 
 class VoxelisedTruth(Method):
     """The true solid voxelised and meshed as a network's output is (smoothed 0.5 iso-surface,
-    front-facing part): what a perfect VRN of the dataset's size would score."""
+    front-facing part): what a perfect VRN of the dataset's size (or of ``spec``) would score."""
 
-    name = "voxelised-gt"
+    def __init__(self, spec: VolumeSpec | None = None):
+        self.spec = spec
+        self.name = "voxelised-gt" if spec is None else f"voxelised-gt ({spec.width} px)"
 
     def __call__(self, sample, landmarks):
         from .reconstruct import front_facing

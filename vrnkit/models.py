@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 KINDS = ("vrn", "multitask", "guided")
+TARGETS = ("aligned", "frontal")  # what the volume shows: the face as posed in the image, or frontal
 
 
 
@@ -66,6 +67,9 @@ class ModelConfig:
     stacks: int = 2  # hourglasses of the volumetric network (paper: 2; multitask uses 1 + fork)
     landmark_stacks: int = 2  # hourglasses of the guided model's landmark network
     in_channels: int = 3  # RGB; the guided model's VRN part adds num_landmarks to this
+    heatmap_sigma: float = 1.0  # Gaussian sigma of the landmark heatmaps in heatmap pixels (paper: 1; ablation: 2)
+    target: str = "aligned"  # "aligned": the volume is posed like the face in the image (VRN); "frontal": the
+    #                          frontal face at the same place and size (the paper's spatial-alignment ablation)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -79,6 +83,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if isinstance(self.heatmap_sigma, bool) or not isinstance(self.heatmap_sigma, (int, float)) \
+                or not 0 < self.heatmap_sigma <= 16:
+            raise ValueError(f"ModelConfig.heatmap_sigma must be a number in (0, 16] heatmap pixels, got {self.heatmap_sigma!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"ModelConfig.target must be one of {TARGETS}, got {self.target!r}")
         if self.features % 2:
             raise ValueError(f"ModelConfig.features must be even (bottlenecks use half width), "
                              f"got {self.features}")

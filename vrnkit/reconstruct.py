@@ -299,7 +299,7 @@ def predict_volume(model, images, *, landmarks=None, device=None) -> np.ndarray:
         if lm.ndim != 3 or lm.shape[0] != x.shape[0] or lm.shape[1] != model.config.num_landmarks:
             raise ValueError(f"landmarks must be ({model.config.num_landmarks}, 2|3) per image; got "
                              f"{tuple(np.shape(landmarks))} for {x.shape[0]} image(s)")
-        kwargs["heatmaps"] = landmarks_to_heatmaps(lm, size // 4)
+        kwargs["heatmaps"] = landmarks_to_heatmaps(lm, size // 4, sigma=model.config.heatmap_sigma)
     out = torch.sigmoid(model(x, **kwargs)["volume"].float()).cpu().numpy()
     return out[0] if single else out
 

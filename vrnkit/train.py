@@ -209,17 +209,19 @@ def compute_loss(out: dict, volume: torch.Tensor, heatmaps: torch.Tensor | None,
     return loss, {"volume_loss": vol_loss.detach(), "heatmap_loss": hm_loss.detach()}
 
 
-def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=None):
+def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=None, sigma: float = 1.0):
     """Forward pass (under autocast when ``dtype`` is set) and loss of one batch of targets.
 
-    The guided model is fed the ground-truth heatmaps, as in the paper's training.
+    The guided model is fed the ground-truth heatmaps, as in the paper's training (drawn with
+    ``sigma`` when they are jittered).
     """
     image = targets["image"]
     if config.channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
     guide = targets["heatmaps"]
     if kind == "guided" and config.guide_jitter > 0:
-        guide = landmarks_to_heatmaps(jitter_landmarks(targets["landmarks"], config.guide_jitter), guide.shape[-1])
+        guide = landmarks_to_heatmaps(jitter_landmarks(targets["landmarks"], config.guide_jitter), guide.shape[-1],
+                                      sigma=sigma)
     with torch.autocast(image.device.type, dtype=dtype, enabled=dtype is not None):
         out = model(image, heatmaps=guide) if kind == "guided" else model(image)
     return compute_loss(out, targets["volume"], targets["heatmaps"], config)
@@ -366,7 +368,7 @@ def validate(model, dataset, config: TrainConfig, spec: VolumeSpec, device, dtyp
                                          collate_fn=collate)
     ious, nmes = [], []
     for batch in loader:
-        t = make_targets(batch, None, spec=spec, device=device)
+        t = make_targets(batch, None, spec=spec, device=device, frontal=model.config.target == "frontal")
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             image = t["image"].contiguous(memory_format=torch.channels_last) if config.channels_last else t["image"]
             prob = torch.sigmoid(model(image)["volume"].float())
@@ -483,8 +485,9 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
                 # DDP averages gradients across processes only on the last micro-batch
                 sync = model.no_sync() if world > 1 and m < config.accumulate - 1 else contextlib.nullcontext()
                 with explain_out_of_memory(config, device), sync:
-                    t = make_targets(batch, mine, spec=spec, device=device, heatmaps=need_heatmaps)
-                    loss, p = forward_loss(model, t, config, kind=mcfg.kind, dtype=dtype)
+                    t = make_targets(batch, mine, spec=spec, device=device, heatmaps=need_heatmaps,
+                                     sigma=mcfg.heatmap_sigma, frontal=mcfg.target == "frontal")
+                    loss, p = forward_loss(model, t, config, kind=mcfg.kind, dtype=dtype, sigma=mcfg.heatmap_sigma)
                     scaler.scale(loss / config.accumulate).backward()
                 for k, v in (("loss", loss.detach()), *p.items()):
                     parts[k] = parts[k] + v / config.accumulate

@@ -255,6 +255,33 @@ def _batch_crop_box(front, mask, back, affine, spec: VolumeSpec):
     return (d0, d1), (y0, y1), (x0, x1)
 
 
+def frontal_affine(front, mask, back, affine):
+    """Canonical -> crop maps (B, 3, 4) that show each slab's face frontally, at the place and
+    size it has in the crop: the rotation of ``affine`` is removed, its scale kept, and the
+    centre of the face's solid (mask centroid, mid-depth) stays where ``affine`` puts it.
+
+    The training target of the paper's spatial-alignment ablation ("VRN without alignment").
+    front (B, Hc, Wc), mask (B, Hc, Wc) bool, back (B,), affine (B, 3, 4): torch tensors.
+    """
+    import torch
+
+    m = mask.to(torch.float64)
+    B, Hc, Wc = front.shape
+    count = m.sum((1, 2)).clamp(min=1)
+    u = (m * (torch.arange(Wc, device=front.device, dtype=torch.float64) + 0.5)).sum((1, 2)) / count
+    v = (m * (torch.arange(Hc, device=front.device, dtype=torch.float64)[:, None] + 0.5)).sum((1, 2)) / count
+    top = torch.where(mask, front, torch.full_like(front, float("-inf"))).amax(dim=(1, 2)).to(torch.float64)
+    z = (back.to(torch.float64) + torch.where(torch.isfinite(top), top, back.to(torch.float64))) / 2
+    centre = torch.stack([u, v, z], -1)  # (B, 3) canonical
+    a = affine.to(torch.float64)
+    scale = torch.linalg.det(a[:, :, :3]).abs() ** (1 / 3)
+    posed = torch.einsum("bij,bj->bi", a[:, :, :3], centre) + a[:, :, 3]
+    out = torch.zeros_like(a)
+    out[:, :, :3] = scale[:, None, None] * torch.eye(3, dtype=torch.float64, device=a.device)
+    out[:, :, 3] = posed - scale[:, None] * centre
+    return out.to(affine.dtype)
+
+
 # ---------------------------------------------------------------------------------------------
 # Meshes
 
