@@ -52,12 +52,7 @@ def make_case():
     # The ground truth: 19k points spread over the face region's surface.
     from vrnkit.synthfaces.model import FaceModel
 
-    model = FaceModel.default()
-    region = model.face_region
-    inside = np.full(len(model.mean), -1)
-    inside[region] = np.arange(len(region))
-    gt_faces = inside[model.faces[(inside[model.faces] >= 0).all(1)]]
-    gt_mesh = trimesh.Trimesh(sample["vertices"], gt_faces, process=False)
+    gt_mesh = trimesh.Trimesh(sample["vertices"], FaceModel.default().region_faces, process=False)
     gt, _ = trimesh.sample.sample_surface_even(gt_mesh, 19_000, seed=0)
     gt = np.asarray(gt)[:19_000]
     return gt, v, f, sample["landmarks"]

@@ -38,6 +38,10 @@ EXPECTED = {
         files=[OUT / "02_face.obj", OUT / "02_face.ply", OUT / "02_face.glb", OUT / "02_face_k3d.html",
                OUT / "02_mesh.png", OUT / "02_photo.png", OUT / "02_discretisation.png"],
         text=["voxels that differ: 0 of", "watertight: True"]),
+    "05_evaluation.ipynb": dict(
+        files=[OUT / "05_error_map.png", OUT / "05_curves.png", OUT / "05_best_worst.png", OUT / "05_scores.csv",
+               OUT / "05_evaluate" / "report.md", OUT / "05_evaluate" / "report.png"],
+        text=["NME = mean error", "reconstructions scored in", "wrote "]),
     "04_your_own_photo.ipynb": dict(
         files=[OUT / f"04_astronaut.{ext}" for ext in ("obj", "ply", "glb", "json", "png")],
         text=["astronaut: 512 x 512 pixels", "hog: 2 face(s)", "cnn: 1 face(s)", "group photo: 2 faces",
@@ -72,7 +76,20 @@ def check_photo(text: str, folder: Path, name: str = "astronaut") -> None:
     assert 150 < x0 < 200 and 60 < y0 < 100 and 240 < x1 < 290 and 150 < y1 < 190, info["box"]
 
 
-CHECKS = {"00_tour.ipynb": check_tour, "04_your_own_photo.ipynb": check_photo}
+def check_evaluation(text: str, folder: Path) -> None:
+    """Notebook 05 scored every method on the same faces of every test set; the floor's volume is
+    the truth's own (IoU 1) and the mean face beats no network by accident of a crash (all finite)."""
+    import numpy as np
+    import pandas as pd
+
+    scores = pd.read_csv(folder / OUT / "05_scores.csv")
+    counts = scores.groupby(["method", "dataset"]).size()
+    assert counts.nunique() == 1 and len(counts) == 4 * 3, counts  # vrn-cpu, linear-fit, mean-face, floor x 3 sets
+    assert np.isfinite(scores.nme).all() and (scores.nme < 0.3).all()
+    assert (scores[scores.method.str.startswith("voxelised-gt")].iou == 1.0).all()
+
+
+CHECKS = {"00_tour.ipynb": check_tour, "04_your_own_photo.ipynb": check_photo, "05_evaluation.ipynb": check_evaluation}
 PHOTOS = {"00_tour.ipynb", "04_your_own_photo.ipynb"}  # these need dlib, the photos extra (in `make test`)
 
 

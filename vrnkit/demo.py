@@ -23,10 +23,7 @@ def run_demo(out="out/demo", *, model=None, index: int = 11, device=None) -> dic
     ``model``: a shipped model's name or a checkpoint instead of the default (for both);
     ``device``: where the network runs (default: CUDA if there is one).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no window, and a notebook's backend is left alone
     from skimage.data import astronaut
 
     from .metrics import nme, volume_iou
@@ -76,7 +73,8 @@ def run_demo(out="out/demo", *, model=None, index: int = 11, device=None) -> dic
     from .meshviz import render_mesh
 
     tv, tf = volume_to_mesh(target, spec)
-    fig, ax = plt.subplots(1, 6, figsize=(18, 3.4))
+    fig = Figure(figsize=(18, 3.4))
+    ax = fig.subplots(1, 6)
     ax[0].imshow(sample["image"])
     ax[0].set_title(f"input (yaw {meta['yaw']:+.0f}, {meta['expression']})")
     mid = spec.height // 2
@@ -97,7 +95,6 @@ def run_demo(out="out/demo", *, model=None, index: int = 11, device=None) -> dic
     fig.tight_layout()
     paths["picture"] = out / "demo.png"
     fig.savefig(paths["picture"], dpi=80)
-    plt.close(fig)
     print(f"  synthetic face {meta['id']}: volume IoU {iou:.3f}, NME {score:.4f}")
     for k, p in paths.items():
         print(f"  wrote {k:15s} {p}")

@@ -118,21 +118,12 @@ class FitMethod(Method):
 
         self.name = "linear-fit" if shape else "mean-face"
         self.shape = shape
-        model = FaceModel.default()
-        region = model.face_region
-        self.region = region
-        # the model's triangles inside the face region, renumbered to it
-        inside = np.full(len(model.mean), -1)
-        inside[region] = np.arange(len(region))
-        keep = (inside[model.faces] >= 0).all(1)
-        self.faces = inside[model.faces[keep]]
+        self.model = FaceModel.default()
 
     def __call__(self, sample, landmarks):
-        from .synthfaces.model import FaceModel
-
-        fit = fit_landmarks(landmarks[:, :2], shape=self.shape)
-        own = fit.vertices[FaceModel.default().landmarks, :2]
-        return Prediction(fit.vertices[self.region], self.faces, landmarks=own)
+        fit = fit_landmarks(landmarks[:, :2], model=self.model, shape=self.shape)
+        own = fit.vertices[self.model.landmarks, :2]
+        return Prediction(fit.vertices[self.model.face_region], self.model.region_faces, landmarks=own)
 
 
 class VoxelisedTruth(Method):
@@ -317,15 +308,13 @@ def by_group(scores, by: str, *, column: str = "nme"):
 def plot_scores(scores, path, *, threshold: float = 0.1, column: str = "nme") -> None:
     """Three panels: cumulative error curves (all test sets), error against |yaw| and error per
     expression, as in the paper's Figures 4-6. Written atomically as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook's backend is left alone
 
     from .files import atomic_write
     from .metrics import ced, ced_auc
 
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig = Figure(figsize=(15, 4.2))
+    ax = fig.subplots(1, 3)
     grid = np.linspace(0, threshold, 201)
     for method, g in scores.groupby("method", sort=False):
         e = g[column].dropna()
@@ -346,7 +335,6 @@ def plot_scores(scores, path, *, threshold: float = 0.1, column: str = "nme") ->
         a.legend(fontsize=7)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    plt.close(fig)
 
 
 def markdown(df, *, digits: int = 4) -> str:

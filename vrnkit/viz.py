@@ -370,15 +370,13 @@ def overlay_volume(image, volume, *, spec=None, level: float = 0.5, size: float 
 
 def training_curve(metrics_csv, path) -> None:
     """Plot loss per step and validation IoU / NME estimate per epoch from a run's metrics.csv."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
+    from matplotlib.figure import Figure  # not pyplot: a notebook's backend is left alone
 
     df = pd.read_csv(metrics_csv)
     steps, epochs = df[df["kind"] == "step"], df[df["kind"] == "epoch"]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax = fig.subplots(1, 2)
     smooth = steps["loss"].rolling(50, min_periods=1).mean()
     ax[0].plot(steps["step"], steps["loss"], alpha=0.25, lw=0.5, label="per step")
     ax[0].plot(steps["step"], smooth, label="mean of 50 steps")
@@ -391,4 +389,3 @@ def training_curve(metrics_csv, path) -> None:
     twin.set_ylabel("NME estimate", color="C3")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)

@@ -284,7 +284,8 @@ class FaceModel:
     Attributes: faces (M, 3) int32; mean (N, 3) float32 mm; identity_basis (3N, K_id) and
     expression_basis (3N, K_exp) float32; identity_names, expression_names; landmarks (68,) vertex
     indices in iBUG order; outer_eye_corners (2,) vertex indices (landmarks 36 and 45); face_region
-    (K,) vertex indices (the NME region); mirror (N,) permutation (see mirror_vertices); uv (N, 2) float32
+    (K,) vertex indices (the NME region) and region_faces (R, 3) its triangles, numbered within it (so
+    that ``vertices[face_region]`` with ``region_faces`` is a mesh); mirror (N,) permutation (see mirror_vertices); uv (N, 2) float32
     grid coordinates (column, row) for texture look-ups; grid_shape (rows, columns).
     Build it once with ``FaceModel.default()`` (cached; about a second).
     """
@@ -303,6 +304,9 @@ class FaceModel:
         self.landmarks = _landmark_indices(t)
         self.outer_eye_corners = self.landmarks[list(OUTER_EYE_CORNERS)]
         self.face_region = np.flatnonzero(_face_region(t))
+        inside = np.full(len(self.mean), -1)
+        inside[self.face_region] = np.arange(len(self.face_region))
+        self.region_faces = inside[self.faces[(inside[self.faces] >= 0).all(1)]].astype(np.int32)
         self.mirror = _mirror_indices()
         self.uv = np.stack([t["cols"], t["rows"]], 1).astype(np.float32)
         self._id_sign = np.array([-1.0 if n in ANTISYMMETRIC_IDENTITY else 1.0 for n in IDENTITY_NAMES])
