@@ -12,6 +12,8 @@ slower) with one command each (printed; a killed run resumes; a finished one is 
     multitask    ... --model multitask
     guided-s1    ... --model guided                    (heatmap sigma 1, the paper's)
     guided-s2    ... --model guided --heatmap-sigma 2
+    direct       ... --model direct                    (vertices by L2, not a volume; the same faces
+                                                        made with their sparse meshes: synth --vertices)
 
 and scores them, with the landmark baselines and the metric's floor at 64 px, on the first
 ``--n`` faces of the three SynthFaces test protocols (vrnkit.evaluate.compare). Writes
@@ -35,12 +37,14 @@ from vrnkit.evaluate import (TEST_PROTOCOLS, VoxelisedTruth, by_group, compare, 
                              plot_scores, table)
 
 DATA = "data/synth-300wlp-quick"
+DATA_VERTICES = "data/synth-300wlp-quick-vertices"  # the same 8,000 faces, with their sparse meshes
 VARIANTS = {  # name: `vrnkit train` options beyond the common ones
     "vrn": ["--model", "vrn"],
     "vrn-frontal": ["--model", "vrn", "--target", "frontal"],
     "multitask": ["--model", "multitask"],
     "guided-s1": ["--model", "guided"],
     "guided-s2": ["--model", "guided", "--heatmap-sigma", "2"],
+    "direct": ["--model", "direct"],
 }
 
 
@@ -58,12 +62,14 @@ def main() -> None:
     args = p.parse_args()
     t = time.perf_counter()
     py = sys.executable
-    run([py, "-m", "vrnkit", "synth", "--protocol", "synth-300wlp", "--preset", "cpu", "--n", "8000",
-         "--out", DATA, "--no-progress"])
+    for folder, extra in ((DATA, []), (DATA_VERTICES, ["--vertices"])):
+        run([py, "-m", "vrnkit", "synth", "--protocol", "synth-300wlp", "--preset", "cpu", "--n", "8000", *extra,
+             "--out", folder, "--no-progress"])
     commands = {}
     for name, options in VARIANTS.items():
         out = args.runs / name
-        commands[name] = [py, "-m", "vrnkit", "train", *options, "--preset", "cpu", "--data", DATA, "--out", str(out),
+        data = DATA_VERTICES if name == "direct" else DATA
+        commands[name] = [py, "-m", "vrnkit", "train", *options, "--preset", "cpu", "--data", data, "--out", str(out),
                           "--steps", str(args.steps), "--no-progress"]
         if not (out / "model.pt").exists():
             run(commands[name])

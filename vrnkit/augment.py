@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -145,8 +146,10 @@ def warp_image(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def transform_landmarks(landmarks: torch.Tensor, params: AugmentParams, *, depth_span: float) -> torch.Tensor:
-    """Landmarks (B, K, 2 or 3) in crop coordinates -> augmented, renumbered where flipped."""
+def transform_landmarks(landmarks: torch.Tensor, params: AugmentParams, *, depth_span: float,
+                        permutation=FLIP_PERMUTATION) -> torch.Tensor:
+    """Landmarks (B, K, 2 or 3) in crop coordinates -> augmented, renumbered where flipped
+    (``permutation``: the K points' left-right renumbering; default the 68 landmarks')."""
     m3 = matrix_3d(params, depth_span=depth_span).to(landmarks.device)
     k = landmarks.shape[-1]
     p = landmarks.to(torch.float64)
@@ -155,9 +158,10 @@ def transform_landmarks(landmarks: torch.Tensor, params: AugmentParams, *, depth
     out = p @ m3[:, :3, :3].transpose(1, 2) + m3[:, None, :3, 3]
     out = out[..., :k].to(landmarks.dtype)
     if params.flip.any():
-        if landmarks.shape[1] != len(FLIP_PERMUTATION):
-            raise ValueError(f"flipping needs the 68-point scheme; got {landmarks.shape[1]} landmarks")
-        perm = torch.as_tensor(FLIP_PERMUTATION, device=landmarks.device)
+        if landmarks.shape[1] != len(permutation):
+            raise ValueError(f"flipping needs a renumbering of all {landmarks.shape[1]} points; got one of "
+                             f"{len(permutation)}")
+        perm = torch.as_tensor(np.asarray(permutation), device=landmarks.device)
         flip = params.flip.to(landmarks.device).view(-1, 1, 1)
         out = torch.where(flip, out[:, perm], out)
     return out
@@ -245,7 +249,7 @@ def heatmaps_to_landmarks(heatmaps: torch.Tensor, *, stride: float = 4.0) -> tor
 
 def make_targets(batch: dict, params: AugmentParams | None, *, spec: VolumeSpec, device,
                  heatmaps: bool = False, chunk: int | None = None, sigma: float = 1.0,
-                 frontal: bool = False) -> dict:
+                 frontal: bool = False, volume: bool = True) -> dict:
     """Move a collated batch to ``device``, augment it (unless params is None), build targets.
 
     Returns image (B, 3, S, S), volume (B, D, S, S) float 0/1, landmarks (B, 68, 3), affine
@@ -255,17 +259,33 @@ def make_targets(batch: dict, params: AugmentParams | None, *, spec: VolumeSpec,
     8 on a GPU (fewer kernel launches and host syncs). ``sigma``: of the heatmaps, in heatmap
     pixels. ``frontal``: volumes of the frontal face at the posed face's place and size
     (:func:`vrnkit.voxel.frontal_affine`) instead of the posed face: the paper's ablation.
+    ``volume=False``: no volumes (None; direct regression). A batch with ``sparse_vertices``
+    also gets ``vertices`` (B, K, 3), augmented like the landmarks (and renumbered where flipped).
     """
     nb = torch.device(device).type == "cuda"
     chunk = chunk or (8 if nb else 1)
     get = lambda k: batch[k].to(device, non_blocking=nb)  # noqa: E731
     image, landmarks, affine = get("image"), get("landmarks").float(), get("affine").float()
+    vertices = get("sparse_vertices").float() if "sparse_vertices" in batch else None
     if params is not None:
+        if vertices is not None:  # before the landmarks' own call: both use the un-augmented inputs
+            vertices = transform_landmarks(vertices, params, depth_span=spec.depth_span,
+                                           permutation=_sparse_mirror())
         image, landmarks, affine = augment(image, landmarks, affine, params, depth_span=spec.depth_span)
     front, mask, back = get("front").float(), get("mask"), get("back").float()
     posed = frontal_affine(front, mask, back, affine) if frontal else affine
-    volume = torch.cat([slabs_to_volumes(front[i:i + chunk], mask[i:i + chunk], back[i:i + chunk],
-                                         posed[i:i + chunk], spec, dtype=torch.float32)
-                        for i in range(0, image.shape[0], chunk)])
+    solid = torch.cat([slabs_to_volumes(front[i:i + chunk], mask[i:i + chunk], back[i:i + chunk],
+                                        posed[i:i + chunk], spec, dtype=torch.float32)
+                       for i in range(0, image.shape[0], chunk)]) if volume else None
     hm = landmarks_to_heatmaps(landmarks, image.shape[-1] // 4, sigma=sigma) if heatmaps else None
-    return {"image": image, "volume": volume, "landmarks": landmarks, "affine": affine, "heatmaps": hm}
+    out = {"image": image, "volume": solid, "landmarks": landmarks, "affine": affine, "heatmaps": hm}
+    if vertices is not None:
+        out["vertices"] = vertices
+    return out
+
+
+def _sparse_mirror() -> np.ndarray:
+    """How SynthFaces' sparse vertices renumber when a face is flipped (FaceModel.sparse_mirror)."""
+    from .synthfaces.model import FaceModel
+
+    return FaceModel.default().sparse_mirror

@@ -168,7 +168,8 @@ def cmd_synth(args) -> None:
 
     out = args.out or f"data/{args.protocol}"
     df = generate(args.protocol, out, n=args.n, spec=resolve_volume_spec(args.preset), seed=args.seed,
-                  shard_size=args.shard_size, workers=args.workers, force=args.force, progress=not args.no_progress)
+                  shard_size=args.shard_size, workers=args.workers, force=args.force, progress=not args.no_progress,
+                  sparse=args.vertices)
     print(f"{len(df)} samples of {args.protocol} in {out} (index: {Path(out) / 'index.csv'})")
 
 
@@ -208,7 +209,7 @@ def cmd_train(args) -> None:
     result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per process
         print(f"trained {config.model}/{config.model_preset} for {result['step']} steps -> {result['out'] / 'model.pt'}"
-              + (f"; val IoU {result['val']['val_iou']:.4f}" if result["val"] else ""))
+              + (f"; val IoU {result['val']['val_iou']:.4f}, NME~ {result['val']['val_nme']:.4f}" if result["val"] else ""))
 
 
 def cmd_export(args) -> None:
@@ -312,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=256, help="samples per shard (default 256)")
     p.add_argument("--force", action="store_true", help="replace a dataset that OUT already holds (deletes "
                    "its shards); without it a folder with another dataset is refused")
+    p.add_argument("--vertices", action="store_true", help="also store each face's 591-vertex sparse mesh (7 kB a "
+                   "sample): the target of direct vertex regression (train --model direct)")
     add_common(p, progress=True, seed="default")
     p.set_defaults(func=cmd_synth)
 

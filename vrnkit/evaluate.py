@@ -17,7 +17,8 @@ Methods (:func:`get_method`):
 * ``vrn-cpu``, ``vrn-192``, ``vrn-guided-192``, or a ``.pt`` checkpoint: a network; the
   front-facing part of its smoothed 0.5 iso-surface. VRN-Guided is guided by the given
   landmarks (the true ones, or noisy ones: ``landmark_noise``). A model trained on frontal
-  targets (``--target frontal``, the alignment ablation) is only comparable by its rigid NME.
+  targets (``--target frontal``, the alignment ablation) is only comparable by its rigid NME; a
+  direct-regression model (``--model direct``) gives its sparse mesh of 591 vertices.
 * ``mean-face``: SynthFaces' mean face posed by a weak-perspective fit to the landmarks (no
   shape at all: the floor every method must beat).
 * ``linear-fit``: pose, identity and expression fitted to the landmarks
@@ -94,6 +95,12 @@ class VRNMethod(Method):
         from .reconstruct import _as_batch, front_facing, predict_volume
         from .surface import SMOOTH, volume_to_mesh
 
+        if self.net.config.kind == "direct":  # vertices of the sparse face mesh, no volume
+            from .synthfaces.model import FaceModel
+
+            x = _as_batch(sample["image"])[0].to(next(self.net.parameters()).device)
+            vertices = self.net(x)["vertices"][0].float().cpu().numpy()
+            return Prediction(vertices, FaceModel.default().sparse_faces)
         probs = predict_volume(self.net, sample["image"], landmarks=landmarks)
         own = None
         kind, size = self.net.config.kind, self.net.config.image_size

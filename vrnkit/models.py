@@ -8,7 +8,11 @@ Three models regress a face volume from a single image:
 * ``VRNGuided``    a stacked-hourglass landmark network whose 68 heatmaps are stacked with the
   RGB image (3 + 68 = 71 channels) as the input of a VRN.
 
-Every model returns the same kind of output, so the trainer needs one code path::
+and one, ``DirectRegression``, is the paper's foil: VRN's stem and hourglasses regressing the 3D
+positions of a sparse face mesh with an L2 loss, instead of a volume
+(``out["vertices"]``: (B, num_vertices, 3) crop pixels).
+
+Every volume model returns the same kind of output, so the trainer needs one code path::
 
     out = model(image)             # image: (B, 3, H, W) float in [0, 1]
     out["volume"]                  # (B, D, H, W) logits; sigmoid -> P(voxel inside the face)
@@ -44,7 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KINDS = ("vrn", "multitask", "guided")
+KINDS = ("vrn", "multitask", "guided", "direct")
+VOLUME_KINDS = ("vrn", "multitask", "guided")  # "direct" regresses vertices, not a volume
 TARGETS = ("aligned", "frontal")  # what the volume shows: the face as posed in the image, or frontal
 
 
@@ -70,6 +75,7 @@ class ModelConfig:
     heatmap_sigma: float = 1.0  # Gaussian sigma of the landmark heatmaps in heatmap pixels (paper: 1; ablation: 2)
     target: str = "aligned"  # "aligned": the volume is posed like the face in the image (VRN); "frontal": the
     #                          frontal face at the same place and size (the paper's spatial-alignment ablation)
+    num_vertices: int = 591  # direct: vertices regressed (SynthFaces' sparse mesh, FaceModel.sparse_region)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -79,7 +85,7 @@ class ModelConfig:
         if self.kind not in KINDS:
             raise ValueError(f"ModelConfig.kind must be one of {KINDS}, got {self.kind!r}")
         for name in ("features", "image_size", "depth", "num_landmarks", "hourglass_depth",
-                     "residuals", "stacks", "landmark_stacks", "in_channels"):
+                     "residuals", "stacks", "landmark_stacks", "in_channels", "num_vertices"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
@@ -102,7 +108,7 @@ class ModelConfig:
         return replace(MODEL_PRESETS[name], kind=kind)
 
     def to_dict(self) -> dict:
-        """Plain dict (ints and strings), safe for torch.load(weights_only=True)."""
+        """Plain dict (ints, floats and strings), safe for torch.load(weights_only=True)."""
         return asdict(self)
 
     @staticmethod
@@ -385,10 +391,44 @@ class VRNGuided(nn.Module):
         return {"volume": self.vrn(guided_input)["volume"], "heatmaps": predicted}
 
 
+class DirectRegression(nn.Module):
+    """VRN's stem and stacked hourglasses, then a fully connected head regressing the 3D positions
+    of ``num_vertices`` face vertices, trained with an L2 loss (the paper's Section 3 argument:
+    regressing vertices directly is harder than regressing a volume aligned with the image).
+
+    forward(image (B, 3, H, W)) -> {"vertices": (B, num_vertices, 3)} in crop pixels (x, y, and z
+    in crop pixels from the volume's back); the head's outputs are offsets from the crop's centre
+    in units of the crop size, so that a zero output is a point in the middle of the crop.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.stem = Stem(config.in_channels, config.features)
+        self.stacks = nn.ModuleList(Stack(config.features, config.hourglass_depth,
+                                          residuals=config.residuals) for _ in range(config.stacks))
+        self.reduce = nn.Sequential(nn.BatchNorm2d(config.features), nn.ReLU(), nn.Conv2d(config.features, 32, 1))
+        self.fc = nn.Linear(32 * 4 * 4, 3 * config.num_vertices)
+        nn.init.normal_(self.fc.weight, std=1e-3)  # start with every vertex near the crop's centre
+        nn.init.zeros_(self.fc.bias)
+        depth_span = config.depth / 2  # depth_scale 2 in every preset
+        centre = torch.tensor([config.image_size / 2, config.image_size / 2, depth_span / 2])
+        self.register_buffer("centre", centre, persistent=False)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_input(image, self.config.in_channels, self.config.hourglass_depth)
+        x = self.stem(image)
+        for stack in self.stacks:
+            x = x + stack(x)
+        x = F.adaptive_avg_pool2d(self.reduce(x), 4).flatten(1)  # (B, 512): where things are, coarsely
+        offsets = self.fc(x).view(len(x), self.config.num_vertices, 3)
+        return {"vertices": self.centre + offsets * self.config.image_size}
+
+
 def build_model(config: ModelConfig) -> nn.Module:
     """The network for ``config.kind``; ``model.config`` holds the config."""
     config.validate()
-    return {"vrn": VRN, "multitask": VRNMultitask, "guided": VRNGuided}[config.kind](config)
+    return {"vrn": VRN, "multitask": VRNMultitask, "guided": VRNGuided, "direct": DirectRegression}[config.kind](config)
 
 
 # ----------------------------------------------------------------------------------------------

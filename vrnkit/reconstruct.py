@@ -286,6 +286,9 @@ def predict_volume(model, images, *, landmarks=None, device=None) -> np.ndarray:
     """
     from .augment import landmarks_to_heatmaps
 
+    if model.config.kind == "direct":
+        raise ValueError("a direct-regression model predicts vertices, not a volume: use model(images)['vertices'] "
+                         "or vrnkit.evaluate; for photos use a VRN model")
     x, single = _as_batch(images)
     size = model.config.image_size
     if tuple(x.shape[-2:]) != (size, size):

@@ -196,11 +196,18 @@ class RankBatches(torch.utils.data.Sampler):
         return len(self.sampler) // self.global_batch * self.accumulate
 
 
-def compute_loss(out: dict, volume: torch.Tensor, heatmaps: torch.Tensor | None, config: TrainConfig):
-    """Weighted sum of the volume BCE (on logits) and the heatmap MSE over every supervised stack.
+def compute_loss(out: dict, volume: torch.Tensor | None, heatmaps: torch.Tensor | None, config: TrainConfig,
+                 vertices: torch.Tensor | None = None, size: int = 1):
+    """Weighted sum of the volume BCE (on logits) and the heatmap MSE over every supervised stack;
+    for direct regression, the L2 loss of the vertices in units of the crop size (logged as the
+    loss, with zero volume and heatmap losses).
 
     Returns (loss, {"volume_loss", "heatmap_loss"} as detached tensors). Computed in float32.
     """
+    if "vertices" in out:  # size: the crop's side, so that the loss does not grow with the preset
+        loss = F.mse_loss(out["vertices"].float() / size, vertices.float() / size)
+        zero = loss.new_zeros(())
+        return loss, {"volume_loss": zero, "heatmap_loss": zero}
     vol_loss = F.binary_cross_entropy_with_logits(out["volume"].float(), volume)
     stacks = out.get("heatmaps") or []
     hm_loss = sum(F.mse_loss(h.float(), heatmaps) for h in stacks) if stacks and heatmaps is not None \
@@ -224,7 +231,8 @@ def forward_loss(model, targets: dict, config: TrainConfig, *, kind: str, dtype=
                                       sigma=sigma)
     with torch.autocast(image.device.type, dtype=dtype, enabled=dtype is not None):
         out = model(image, heatmaps=guide) if kind == "guided" else model(image)
-    return compute_loss(out, targets["volume"], targets["heatmaps"], config)
+    return compute_loss(out, targets["volume"], targets["heatmaps"], config, vertices=targets.get("vertices"),
+                        size=image.shape[-1])
 
 
 def data_volume_spec(data, mcfg: models.ModelConfig) -> VolumeSpec:
@@ -366,6 +374,8 @@ def validate(model, dataset, config: TrainConfig, spec: VolumeSpec, device, dtyp
     n = min(len(dataset), config.max_val_samples)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=config.batch_size,
                                          collate_fn=collate)
+    if model.config.kind == "direct":
+        return validate_vertices(model, loader, spec, device)
     ious, nmes = [], []
     for batch in loader:
         t = make_targets(batch, None, spec=spec, device=device, frontal=model.config.target == "frontal")
@@ -379,6 +389,20 @@ def validate(model, dataset, config: TrainConfig, spec: VolumeSpec, device, dtyp
     model.train()
     return {"val_iou": float(torch.cat(ious).mean()),
             "val_nme": float(np.nanmean(np.concatenate(nmes))) if nmes else float("nan")}
+
+
+@torch.no_grad()
+def validate_vertices(model, loader, spec: VolumeSpec, device) -> dict:
+    """Direct regression: no volume, so no IoU (NaN); val_nme is the mean vertex distance over
+    the 3D outer interocular distance (the NME on the sparse mesh, without ICP)."""
+    errors = []
+    for batch in loader:
+        t = make_targets(batch, None, spec=spec, device=device, volume=False)
+        pred = model(t["image"])["vertices"].float()
+        iod = (t["landmarks"][:, 45] - t["landmarks"][:, 36]).norm(dim=-1)
+        errors.append(((pred - t["vertices"]).norm(dim=-1).mean(1) / iod).cpu())
+    model.train()
+    return {"val_iou": float("nan"), "val_nme": float(torch.cat(errors).mean())}
 
 
 def train(config: TrainConfig, *, on_step=None) -> dict:
@@ -395,6 +419,9 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
     S = mcfg.image_size
     spec = data_volume_spec(config.data, mcfg)  # the volume the targets are made in; checkpoints carry it
     train_set, val_set = open_datasets(config, S)
+    if mcfg.kind == "direct" and "sparse_vertices" not in train_set[0]:
+        raise ValueError(f"{config.data} has no vertices to regress; direct regression needs a SynthFaces set made "
+                         f"with them: vrnkit synth --vertices --out {config.data}-vertices ... (then --data that)")
     out = Path(config.out)
     ckpt_path, csv_path = out / "last.pt", out / "metrics.csv"
     if rank == 0:
@@ -486,7 +513,8 @@ def train(config: TrainConfig, *, on_step=None) -> dict:
                 sync = model.no_sync() if world > 1 and m < config.accumulate - 1 else contextlib.nullcontext()
                 with explain_out_of_memory(config, device), sync:
                     t = make_targets(batch, mine, spec=spec, device=device, heatmaps=need_heatmaps,
-                                     sigma=mcfg.heatmap_sigma, frontal=mcfg.target == "frontal")
+                                     sigma=mcfg.heatmap_sigma, frontal=mcfg.target == "frontal",
+                                     volume=mcfg.kind != "direct")
                     loss, p = forward_loss(model, t, config, kind=mcfg.kind, dtype=dtype, sigma=mcfg.heatmap_sigma)
                     scaler.scale(loss / config.accumulate).backward()
                 for k, v in (("loss", loss.detach()), *p.items()):

@@ -45,7 +45,7 @@ from ..files import atomic_write, check_out_folder, remove_temp_files
 # SynthFaces' whole head, so evaluation had to know which face model made a test set).
 FORMAT_VERSION = 2
 SAMPLE_KEYS = ("image", "landmarks", "front", "mask", "back", "affine", "frame")
-OPTIONAL_KEYS = ("vertices",)
+OPTIONAL_KEYS = ("vertices", "sparse_vertices")  # test sets' face region; SynthFaces' sparse mesh (--vertices)
 META_COLUMNS = ("id", "split", "source", "identity", "expression", "yaw", "pitch", "roll")
 _SHARD_RE = re.compile(r"shard-(\d{5})\.npz$")
 

@@ -74,8 +74,13 @@ def _protocol_code(name: str) -> int:
     return zlib.crc32(name.encode())  # stable across runs and machines (unlike hash())
 
 
-def make_sample(protocol: str, index: int, *, spec: VolumeSpec, seed: int = SEED) -> tuple[dict, dict]:
-    """Sample ``index`` of a protocol -> (sample dict in the shard format, metadata row)."""
+def make_sample(protocol: str, index: int, *, spec: VolumeSpec, seed: int = SEED,
+                sparse: bool = False) -> tuple[dict, dict]:
+    """Sample ``index`` of a protocol -> (sample dict in the shard format, metadata row).
+
+    ``sparse``: also keep ``sparse_vertices`` (591, 3), the face's sparse mesh in crop pixels
+    (``FaceModel.sparse_region``): the target of direct vertex regression (``--model direct``).
+    """
     from .model import EXPRESSIONS, FaceModel
     from .render import random_pose, render_face
     from ..voxel import slab_from_model
@@ -105,6 +110,8 @@ def make_sample(protocol: str, index: int, *, spec: VolumeSpec, seed: int = SEED
                   frame=r["frame"].to_array())
     if p.store_vertices:
         sample["vertices"] = np.asarray(r["vertices"][model.face_region], np.float32)
+    if sparse:
+        sample["sparse_vertices"] = np.asarray(r["vertices"][model.sparse_region], np.float32)
     meta = dict(id=f"{protocol}-{index:07d}", split=p.split, source="synth", identity=int(identity_no),
                 expression=label, yaw=round(yaw, 3), pitch=round(pitch, 3), roll=round(roll, 3))
     return sample, meta
@@ -120,9 +127,9 @@ def _slab_faces() -> np.ndarray:
 
 
 def _make_shard(job) -> str:
-    protocol, number, start, stop, spec_dict, seed, root = job
+    protocol, number, start, stop, spec_dict, seed, root, sparse = job
     spec = VolumeSpec(**spec_dict)
-    pairs = [make_sample(protocol, i, spec=spec, seed=seed) for i in range(start, stop)]
+    pairs = [make_sample(protocol, i, spec=spec, seed=seed, sparse=sparse) for i in range(start, stop)]
     return str(write_shard(root, number, [s for s, _ in pairs], [m for _, m in pairs]))
 
 
@@ -136,8 +143,10 @@ def check_generate_args(n, seed, shard_size, workers) -> None:
 
 def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | None = None,
              seed: int = SEED, shard_size: int = 256, workers: int = 2, progress: bool = True,
-             force: bool = False):
+             force: bool = False, sparse: bool = False):
     """Write ``n`` samples of ``protocol`` to folder ``out`` as shards plus index.csv; resumable.
+
+    ``sparse``: every sample also keeps its sparse mesh (see :func:`make_sample`; ``--vertices``).
 
     Returns the index table (pandas). A folder that holds another dataset (another protocol,
     size, seed, volume preset, or a converted one), or shards that no manifest describes, is
@@ -154,23 +163,26 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
     preset = next((k for k, v in VOLUME_PRESETS.items() if v == spec), None)
     command = shlex.join(["vrnkit", "synth", "--protocol", protocol, "--n", str(n), "--seed", str(seed),
                           "--shard-size", str(shard_size), *(["--preset", preset] if preset else []),
-                          "--out", str(out)])
-    claim_folder(out, dict(kind="synth", protocol=protocol, n=n, seed=seed, shard_size=shard_size,
-                           spec=asdict(spec), preset=preset, format_version=FORMAT_VERSION, samples=n,
-                           shards=len(range(0, n, shard_size)), command=command), force=force)
+                          *(["--vertices"] if sparse else []), "--out", str(out)])
+    manifest = dict(kind="synth", protocol=protocol, n=n, seed=seed, shard_size=shard_size, spec=asdict(spec),
+                    preset=preset, format_version=FORMAT_VERSION, samples=n, shards=len(range(0, n, shard_size)),
+                    command=command)
+    if sparse:  # only then, so that the folders made before this option still match their settings
+        manifest["sparse_vertices"] = True
+    claim_folder(out, manifest, force=force)
 
     jobs = []
     for number, start in enumerate(range(0, n, shard_size)):
         stop = min(start + shard_size, n)
         if not shard_is_complete(shard_path(out, number), [f"{protocol}-{i:07d}" for i in range(start, stop)]):
-            jobs.append((protocol, number, start, stop, asdict(spec), seed, str(out)))
+            jobs.append((protocol, number, start, stop, asdict(spec), seed, str(out), sparse))
     bar = tqdm(total=len(jobs), desc=f"{protocol} shards", unit="shard", disable=not progress)
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
         # Build the face model and the renderer's caches once, before forking, so the workers
         # inherit them instead of each building its own.
-        make_sample(protocol, 0, spec=spec, seed=seed)
+        make_sample(protocol, 0, spec=spec, seed=seed, sparse=sparse)
 
         # fork on Linux (fast start, nothing to re-import); spawn where fork is unavailable.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"

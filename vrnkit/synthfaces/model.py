@@ -278,6 +278,9 @@ def _face_region(t):
 # ---------------------------------------------------------------------------------------------
 # The model
 
+SPARSE_STEP = 5  # the sparse face for direct vertex regression: every 5th row and column (591 vertices)
+
+
 class FaceModel:
     """The SynthFaces morphable model: a fixed mesh, its mean and two linear bases.
 
@@ -285,7 +288,9 @@ class FaceModel:
     expression_basis (3N, K_exp) float32; identity_names, expression_names; landmarks (68,) vertex
     indices in iBUG order; outer_eye_corners (2,) vertex indices (landmarks 36 and 45); face_region
     (K,) vertex indices (the NME region) and region_faces (R, 3) its triangles, numbered within it (so
-    that ``vertices[face_region]`` with ``region_faces`` is a mesh); mirror (N,) permutation (see mirror_vertices); uv (N, 2) float32
+    that ``vertices[face_region]`` with ``region_faces`` is a mesh); sparse_region (591,), sparse_faces
+    and sparse_mirror: the same for every fifth row and column (what direct vertex regression predicts;
+    sparse_mirror renumbers them for a mirrored face); mirror (N,) permutation (see mirror_vertices); uv (N, 2) float32
     grid coordinates (column, row) for texture look-ups; grid_shape (rows, columns).
     Build it once with ``FaceModel.default()`` (cached; about a second).
     """
@@ -307,7 +312,14 @@ class FaceModel:
         inside = np.full(len(self.mean), -1)
         inside[self.face_region] = np.arange(len(self.face_region))
         self.region_faces = inside[self.faces[(inside[self.faces] >= 0).all(1)]].astype(np.int32)
+        coarse = grid_faces(SPARSE_STEP)
+        coarse = coarse[(inside[coarse] >= 0).all(1)]
+        self.sparse_region = np.unique(coarse)
+        position = np.full(len(self.mean), -1)
+        position[self.sparse_region] = np.arange(len(self.sparse_region))
+        self.sparse_faces = position[coarse].astype(np.int32)
         self.mirror = _mirror_indices()
+        self.sparse_mirror = position[self.mirror[self.sparse_region]]  # the region is symmetric: all >= 0
         self.uv = np.stack([t["cols"], t["rows"]], 1).astype(np.float32)
         self._id_sign = np.array([-1.0 if n in ANTISYMMETRIC_IDENTITY else 1.0 for n in IDENTITY_NAMES])
         self._sex = IDENTITY_NAMES.index("sex")
