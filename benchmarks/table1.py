@@ -72,8 +72,9 @@ def findings(exact: pd.DataFrame, noisy: pd.DataFrame, clipping: pd.DataFrame) -
         f"{e['voxelised-gt']:.3f}, no better than the mean face ({e['mean-face']:.3f}): the volume pipeline's own error "
         "(voxels, the smoothing before the iso-surface, the depth span below) is larger than SynthFaces' differences "
         "from their mean face, so on this data even a perfect 192 px VRN would not beat the mean face. The "
-        "networks' remaining error, about twice the floor, is their own: the 192 px models trained for 7 "
-        "GPU-minutes.",
+        f"192 px networks score {e['vrn-guided-192'] / e['voxelised-gt']:.1f} (guided) and "
+        f"{e['vrn-192'] / e['voxelised-gt']:.1f} (VRN) times the floor; that excess is their own: they trained for "
+        "7 GPU-minutes.",
         f"  2. Depth. The floor grows with |yaw| ({yaw.iloc[0]:.3f} / {yaw.iloc[1]:.3f} / {yaw.iloc[2]:.3f} in the "
         "0-30 / 30-60 / 60-90 bins) because the paper's volume spans 100 px of depth (200 slices at two per pixel) "
         "and the face region does not fit: on average "
