@@ -31,11 +31,15 @@ def train_step_speed(config: ModelConfig, *, batch: int, steps: int) -> tuple[fl
     image = torch.rand(batch, 3, s, s)
     target = (torch.rand(batch, config.depth, s, s) > 0.5).float()
     heat_target = torch.rand(batch, k, s // 4, s // 4)
+    vertex_target = torch.rand(batch, config.num_vertices, 3) * s
 
     def step() -> None:
         # Guided trains its VRN on ground-truth heatmaps, as in the paper.
         out = model(image, heat_target) if config.kind == "guided" else model(image)
-        loss = F.binary_cross_entropy_with_logits(out["volume"], target)
+        if config.kind == "direct":  # vertices by L2, as vrnkit.train does
+            loss = F.mse_loss(out["vertices"] / s, vertex_target / s)
+        else:
+            loss = F.binary_cross_entropy_with_logits(out["volume"], target)
         loss = loss + sum(F.mse_loss(h, heat_target) for h in out.get("heatmaps", []))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -94,7 +98,7 @@ def main() -> None:
           f"paper preset VRN here: {paper['params_M']:.1f}M "
           f"({100 * (paper['params'] / PAPER_VRN_PARAMS - 1):+.0f}%)")
     print(f"speed: cpu preset, batch {args.batch}, median of {args.steps} steps; training step = "
-          f"forward + BCE/MSE + backward + RMSProp (ms/step); checkpoint_MB = float32 "
+          f"forward + BCE/MSE (direct: L2 on vertices) + backward + RMSProp (ms/step); checkpoint_MB = float32 "
           f"state_dict, ckpt_file_MB = file on disk")
     print(f"presets: {', '.join(MODEL_PRESETS)}; kinds: {', '.join(KINDS)}")
 
