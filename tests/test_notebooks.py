@@ -5,7 +5,7 @@ VRNKIT_MODE=quick and VRNKIT_NOTEBOOK_SMOKE=1 (the notebooks shrink their sizes 
 notebook is picked up automatically; EXPECTED lists, per notebook, files it must write and text
 it must print, and CHECKS further checks of what it did. Notebook 01 is also run on a
 300W-LP-format fixture tree (VRNKIT_REAL_DATA), to check that it switches to real data when a path
-is set, and notebook 04 on a photo file (VRNKIT_PHOTO) stored sideways with an EXIF orientation.
+is set, and notebook 07 on a photo file (VRNKIT_PHOTO) stored sideways with an EXIF orientation.
 """
 import base64
 import json
@@ -38,12 +38,16 @@ EXPECTED = {
         files=[OUT / "02_face.obj", OUT / "02_face.ply", OUT / "02_face.glb", OUT / "02_face_k3d.html",
                OUT / "02_mesh.png", OUT / "02_photo.png", OUT / "02_discretisation.png"],
         text=["voxels that differ: 0 of", "watertight: True"]),
+    "04_k3d_inspection.ipynb": dict(
+        files=[OUT / "04_side_by_side.html", OUT / "04_overlay.html", OUT / "04_errors.html", OUT / "04_views.png",
+               OUT / "04_errors.png"],
+        text=["synth-aflw2000-0000011", "reconstruction:", "error: median"]),
     "05_evaluation.ipynb": dict(
         files=[OUT / "05_error_map.png", OUT / "05_curves.png", OUT / "05_best_worst.png", OUT / "05_scores.csv",
                OUT / "05_evaluate" / "report.md", OUT / "05_evaluate" / "report.png"],
         text=["NME = mean error", "reconstructions scored in", "wrote "]),
-    "04_your_own_photo.ipynb": dict(
-        files=[OUT / f"04_astronaut.{ext}" for ext in ("obj", "ply", "glb", "json", "png")],
+    "07_your_own_photo.ipynb": dict(
+        files=[OUT / f"07_astronaut.{ext}" for ext in ("obj", "ply", "glb", "json", "png")],
         text=["astronaut: 512 x 512 pixels", "hog: 2 face(s)", "cnn: 1 face(s)", "group photo: 2 faces",
               "chelsea(): ValueError: no face found", "the same crop frame as ours: True",
               "smooth=0: mean bend by x mod 4", "VRN-Guided and VRN agree on", "PLY reloaded:"]),
@@ -60,16 +64,16 @@ def check_tour(text: str, folder: Path) -> None:
 
 
 def check_photo(text: str, folder: Path, name: str = "astronaut") -> None:
-    """Notebook 04 wrote a PLY that reloads with the reconstruction's vertices, and a JSON that
+    """Notebook 07 wrote a PLY that reloads with the reconstruction's vertices, and a JSON that
     agrees with it; the face box is on the astronaut's face (x0, y0 about 175, 76)."""
     import trimesh
 
-    ply = trimesh.load(folder / OUT / f"04_{name}.ply", process=False)
+    ply = trimesh.load(folder / OUT / f"07_{name}.ply", process=False)
     m = re.search(r"PLY reloaded: ([\d,]+) vertices \(the reconstruction has ([\d,]+)\)", text)
-    assert m, "notebook 04 does not print the reloaded PLY's size"
+    assert m, "notebook 07 does not print the reloaded PLY's size"
     printed, made = (int(g.replace(",", "")) for g in m.groups())
     assert len(ply.vertices) == printed == made > 10_000, (len(ply.vertices), printed, made)
-    info = json.loads((folder / OUT / f"04_{name}.json").read_text())
+    info = json.loads((folder / OUT / f"07_{name}.json").read_text())
     assert info["vertices"] == len(ply.vertices) and info["model"] == "vrn-guided-192"
     assert info["volume_shape"] == [200, 192, 192] and info["landmarks_from"] == "hog"
     x0, y0, x1, y1 = info["box"]
@@ -89,8 +93,19 @@ def check_evaluation(text: str, folder: Path) -> None:
     assert (scores[scores.method.str.startswith("voxelised-gt")].iou == 1.0).all()
 
 
-CHECKS = {"00_tour.ipynb": check_tour, "04_your_own_photo.ipynb": check_photo, "05_evaluation.ipynb": check_evaluation}
-PHOTOS = {"00_tour.ipynb", "04_your_own_photo.ipynb"}  # these need dlib, the photos extra (in `make test`)
+def check_inspection(text: str, folder: Path) -> None:
+    """Notebook 04's snapshots hold the meshes, not an empty scene: each is well over the size of an
+    empty k3d snapshot (its viewer alone is about 1.2 MB). tests/test_viz.py checks in Chromium that
+    such a snapshot shows a face."""
+    import k3d
+
+    empty = len(k3d.plot().get_snapshot().encode())
+    for name in ("side_by_side", "overlay", "errors"):
+        assert (folder / OUT / f"04_{name}.html").stat().st_size > empty + 100_000, name
+
+
+CHECKS = {"00_tour.ipynb": check_tour, "04_k3d_inspection.ipynb": check_inspection, "07_your_own_photo.ipynb": check_photo, "05_evaluation.ipynb": check_evaluation}
+PHOTOS = {"00_tour.ipynb", "07_your_own_photo.ipynb"}  # these need dlib, the photos extra (in `make test`)
 
 
 class PolledClient(nbclient.NotebookClient):
@@ -212,7 +227,7 @@ def test_dataset_notebook_switches_to_real_data_when_a_path_is_set(tmp_path, mon
 
 
 def test_photo_notebook_reconstructs_a_photo_file(tmp_path, monkeypatch):
-    """Notebook 04 with PHOTO set (through VRNKIT_PHOTO) to a JPEG stored sideways, as phones do:
+    """Notebook 07 with PHOTO set (through VRNKIT_PHOTO) to a JPEG stored sideways, as phones do:
     it reads the file upright, finds her face, and names its files after the photo."""
     from PIL import Image
     from skimage.data import astronaut
@@ -225,10 +240,10 @@ def test_photo_notebook_reconstructs_a_photo_file(tmp_path, monkeypatch):
     Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(photo, exif=exif, quality=95)
     run = tmp_path / "run"
     run.mkdir()
-    nb, _ = run_notebook(ROOT / "notebooks" / "04_your_own_photo.ipynb", run, monkeypatch, VRNKIT_PHOTO=photo)
+    nb, _ = run_notebook(ROOT / "notebooks" / "07_your_own_photo.ipynb", run, monkeypatch, VRNKIT_PHOTO=photo)
     text = text_of(nb)
     assert "me: 512 x 400 pixels" in text  # upright: the file's pixels are 400 wide and 512 high
     for ext in ("obj", "ply", "glb", "json", "png"):
-        assert (run / OUT / f"04_me.{ext}").is_file(), f"04_me.{ext} was not written"
-    assert not list((run / OUT).glob("04_astronaut.*")), "with a photo file, nothing is named after the astronaut"
+        assert (run / OUT / f"07_me.{ext}").is_file(), f"07_me.{ext} was not written"
+    assert not list((run / OUT).glob("07_astronaut.*")), "with a photo file, nothing is named after the astronaut"
     check_photo(text, run, name="me")

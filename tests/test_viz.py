@@ -220,6 +220,22 @@ def test_mesh_k3d_holds_float32_vertices_y_up_and_uint32_faces():
     assert len(meshviz.mesh_k3d(v, f, plot=plot).objects) == 2
 
 
+def test_mesh_k3d_colours_values_with_a_colour_bar_and_frames_several_meshes():
+    pytest.importorskip("k3d")
+    v, f = tetrahedron()
+    plot = meshviz.mesh_k3d(v, f, values=[0.0, 1.0, 2.0, 3.0], value_range=(0, 2), opacity=0.5)
+    mesh = plot.objects[0]
+    assert np.allclose(mesh.attribute, [0, 1, 2, 3]) and list(mesh.color_range) == [0.0, 2.0]
+    assert plot.colorbar_object_id == mesh.id and mesh.opacity == 0.5
+    with pytest.raises(ValueError, match="one finite number per vertex"):
+        meshviz.mesh_k3d(v, f, values=[0.0, np.nan, 1.0, 2.0])
+    far = v + [100.0, 0.0, 0.0]
+    meshviz.mesh_k3d(far, f, plot=plot)
+    meshviz.frame_k3d(plot, np.vstack([v, far]))
+    target = np.asarray(plot.camera, float)[3:6]
+    assert np.isclose(target[0], (v[:, 0].min() + far[:, 0].max()) / 2)  # between the two meshes
+
+
 def test_mesh_k3d_names_a_missing_k3d(monkeypatch):
     monkeypatch.setitem(sys.modules, "k3d", None)
     with pytest.raises(ImportError, match="pip install k3d"):

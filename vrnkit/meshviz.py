@@ -40,7 +40,7 @@ def pack_colours(colours, n: int) -> np.ndarray:
 
 
 def mesh_k3d(vertices, faces, *, colours=None, name: str = "face", color: int = 0xD9B8A0, plot=None,
-             height: int = 480, **plot_kw):
+             height: int = 480, values=None, value_range=None, opacity: float = 1.0, **plot_kw):
     """An interactive WebGL view of a mesh (k3d) -> the k3d Plot (display it; a notebook shows
     the last expression of a cell). Drag to rotate, scroll to zoom.
 
@@ -48,6 +48,9 @@ def mesh_k3d(vertices, faces, *, colours=None, name: str = "face", color: int = 
     winding reversed so the normals still point out), camera in front of the face.
     faces: (M, 3). colours: optional (N, 3) per-vertex RGB (uint8 or float [0, 1]), e.g. from
     :func:`vrnkit.surface.sample_vertex_colours`; without them the mesh is one ``color``.
+    values: optional (N,) numbers (e.g. per-vertex errors) shown through a colour map (magma,
+    reversed: dark is high) over ``value_range`` (default their range), with k3d's colour bar.
+    opacity: below 1 to see one mesh through another.
     plot: add to an existing k3d Plot instead of making one. Other keywords go to ``k3d.plot``.
     On Colab, k3d needs ``from google.colab import output; output.enable_custom_widget_manager()``
     and can still show an empty scene: use :func:`mesh_picture` there, or :func:`save_k3d_html`.
@@ -59,19 +62,35 @@ def mesh_k3d(vertices, faces, *, colours=None, name: str = "face", color: int = 
     kw = {}
     if colours is not None:
         kw["colors"] = pack_colours(colours, len(v))
-    mesh = k3d.mesh(v_up, f_up, color=int(color), name=name, flat_shading=False, side="double", **kw)
+    if values is not None:
+        values = np.asarray(values, np.float32).reshape(-1)
+        if values.shape != (len(v),) or not np.all(np.isfinite(values)):
+            raise ValueError(f"values must be one finite number per vertex ({len(v)}); got shape {values.shape}")
+        lo, hi = value_range if value_range is not None else (float(values.min()), float(values.max()))
+        kw.update(attribute=values, color_range=[float(lo), float(hi)],
+                  color_map=k3d.colormaps.matplotlib_color_maps.Magma_r)
+    mesh = k3d.mesh(v_up, f_up, color=int(color), name=name, flat_shading=False, side="double",
+                    opacity=float(opacity), **kw)
     if plot is None:
         opts = dict(height=height, grid_visible=False, camera_auto_fit=False, axes_helper=0.0,
                     background_color=0xFFFFFF)
         opts.update(plot_kw)
         plot = k3d.plot(**opts)
-        lo, hi = v_up.min(0).astype(float), v_up.max(0).astype(float)
-        centre, extent = (lo + hi) / 2, float(max(hi[:2] - lo[:2]))
-        # camera_fov 60 deg: the face fills about two thirds of the view from this distance.
-        eye = centre + [0.0, 0.0, 1.15 * extent + (hi[2] - centre[2])]
-        plot.camera = [*eye, *centre, 0.0, 1.0, 0.0]
+        frame_k3d(plot, v)
     plot += mesh
+    if values is not None:
+        plot.colorbar_object_id = mesh.id  # k3d draws the colour bar of this mesh's values
     return plot
+
+
+def frame_k3d(plot, vertices) -> None:
+    """Point a k3d plot's camera at (N, 3) image-space points from the front, so that they fill
+    about two thirds of the view (camera_fov 60 deg): e.g. all the meshes of a side-by-side view."""
+    v_up = np.asarray(vertices, np.float64).reshape(-1, 3) * [1.0, -1.0, 1.0]
+    lo, hi = v_up.min(0), v_up.max(0)
+    centre, extent = (lo + hi) / 2, float(max(hi[:2] - lo[:2]))
+    eye = centre + [0.0, 0.0, 1.15 * extent + (hi[2] - centre[2])]
+    plot.camera = [*eye.tolist(), *centre.tolist(), 0.0, 1.0, 0.0]
 
 
 def save_k3d_html(plot, path) -> str:
