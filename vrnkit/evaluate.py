@@ -144,13 +144,19 @@ class VoxelisedTruth(Method):
     def __call__(self, sample, landmarks):
         from .reconstruct import front_facing
         from .surface import SMOOTH, volume_to_mesh
-        from .voxel import Slab, slab_to_volume
 
         spec = VolumeSpec(**sample["spec"])
-        slab = Slab(front=sample["front"], mask=sample["mask"], back=float(sample["back"]), affine=sample["affine"])
-        volume = slab_to_volume(slab, spec).astype(np.float32)
+        volume = true_volume(sample).astype(np.float32)
         v, f = front_facing(*volume_to_mesh(volume, spec, smooth=SMOOTH), sample["affine"])
         return Prediction(v, f, volume=volume)
+
+
+def true_volume(sample: dict) -> np.ndarray:
+    """(D, H, W) bool: the true solid of a test face (its slab, voxelised at the sample's spec)."""
+    from .voxel import Slab, slab_to_volume
+
+    slab = Slab(front=sample["front"], mask=sample["mask"], back=float(sample["back"]), affine=sample["affine"])
+    return slab_to_volume(slab, VolumeSpec(**sample["spec"]))
 
 
 BASELINES = {"mean-face": lambda: FitMethod(shape=False), "linear-fit": lambda: FitMethod(shape=True),
@@ -236,9 +242,7 @@ def evaluate(method, dataset, *, n: int | None = None, landmark_noise: float = 0
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .metrics import landmark_error, landmarks_nme, nme, volume_iou
-    from .voxel import Slab, slab_to_volume
-
+    from .metrics import landmark_error, landmarks_nme, nme_pair, volume_iou
     run = get_method(method)
     rows = []
     faces = faces_of(dataset, spec=run.spec, n=n)
@@ -256,13 +260,11 @@ def evaluate(method, dataset, *, n: int | None = None, landmark_noise: float = 0
         empty = pred is None or len(pred.vertices) == 0
         if "vertices" in sample:  # a ground-truth mesh (its face region)
             gt = sample["vertices"]
-            row["nme"] = np.inf if empty else nme(gt, pred.vertices, true, pred_faces=pred.faces)
-            row["rigid_nme"] = np.inf if empty else nme(gt, pred.vertices, true, pred_faces=pred.faces, rigid=True)
+            row["nme"], row["rigid_nme"] = (np.inf, np.inf) if empty else \
+                nme_pair(gt, pred.vertices, true, pred_faces=pred.faces)  # one ICP for both
         row["landmark_error"] = np.inf if empty else landmark_error(true, pred.vertices, pred_faces=pred.faces)
         if pred is not None and pred.volume is not None:
-            spec = VolumeSpec(**sample["spec"])
-            slab = Slab(front=sample["front"], mask=sample["mask"], back=float(sample["back"]), affine=sample["affine"])
-            row["iou"] = float(volume_iou(pred.volume, slab_to_volume(slab, spec)))
+            row["iou"] = float(volume_iou(pred.volume, true_volume(sample)))
         if pred is not None and pred.landmarks is not None:
             row["landmark_nme"] = landmarks_nme(pred.landmarks, true)
         rows.append(row)

@@ -262,12 +262,25 @@ def nme(gt_vertices, pred_vertices, gt_landmarks, *, pred_faces=None, icp_iterat
     is sampled more densely than another. Here that shift only starts ICP; the distances are
     then measured with the mean z of the corresponding points matched to the ground truth's.
     """
-    gt = as_points(gt_vertices, name="gt_vertices", dims=(3,))
     scale = interocular_distance(gt_landmarks)  # checks the landmarks first, whatever the prediction
     if len(np.asarray(pred_vertices).reshape(-1, 3)) == 0:
+        as_points(gt_vertices, name="gt_vertices", dims=(3,))
         return float("inf")
-    d = vertex_errors(gt, pred_vertices, pred_faces=pred_faces, icp_iterations=icp_iterations, rigid=rigid)
+    d = vertex_errors(gt_vertices, pred_vertices, pred_faces=pred_faces, icp_iterations=icp_iterations, rigid=rigid)
     return float(d.mean() / scale)
+
+
+def nme_pair(gt_vertices, pred_vertices, gt_landmarks, *, pred_faces=None,
+             icp_iterations: int = 20) -> tuple[float, float]:
+    """(NME, rigid NME) of one prediction from one ICP: what a test table reports per face.
+    Arguments as :func:`nme`; an empty prediction gives (inf, inf)."""
+    scale = interocular_distance(gt_landmarks)  # checks the landmarks first, whatever the prediction
+    if len(np.asarray(pred_vertices).reshape(-1, 3)) == 0:
+        as_points(gt_vertices, name="gt_vertices", dims=(3,))
+        return float("inf"), float("inf")
+    g, moved, match = _correspondences(gt_vertices, pred_vertices, pred_faces, icp_iterations)
+    return (float(_distances(g, moved, match, rigid=False).mean() / scale),
+            float(_distances(g, moved, match, rigid=True).mean() / scale))
 
 
 def vertex_errors(gt_vertices, pred_vertices, *, pred_faces=None, icp_iterations: int = 20,
@@ -275,18 +288,28 @@ def vertex_errors(gt_vertices, pred_vertices, *, pred_faces=None, icp_iterations
     """(N,) distance from each ground-truth vertex to its correspondence on the prediction, in
     pixels: what :func:`nme` averages (see it for the correspondences and the depth alignment).
     Colour a mesh by it to see where a reconstruction is wrong."""
+    return _distances(*_correspondences(gt_vertices, pred_vertices, pred_faces, icp_iterations), rigid=rigid)
+
+
+def _correspondences(gt_vertices, pred_vertices, pred_faces, icp_iterations: int):
+    """(gt after the paper's depth shift, the same moved into the prediction's frame by ICP, the
+    corresponding points on the prediction): everything the NME's distances need."""
     gt = as_points(gt_vertices, name="gt_vertices", dims=(3,))
     pred = as_points(pred_vertices, name="pred_vertices", dims=(3,))
     surface = Surface(pred, pred_faces)
     g = gt - [0.0, 0.0, gt[:, 2].mean() - pred[:, 2].mean()]  # the paper's shift (of gt, not pred: the same)
     r, t = icp(g, surface, iterations=icp_iterations)
     moved = (g - t) @ r  # the ground truth in the prediction's frame
-    match = surface.closest(moved)
+    return g, moved, surface.closest(moved)
+
+
+def _distances(g, moved, match, *, rigid: bool) -> np.ndarray:
+    """Per-vertex distances: after the ICP's rotation and translation (rigid), or on the unmoved
+    prediction with depth aligned over the corresponding points."""
     if rigid:
-        d = moved - match
-    else:
-        d = g - match
-        d[:, 2] -= d[:, 2].mean()  # depth aligned over the corresponding points
+        return np.linalg.norm(moved - match, axis=1)
+    d = g - match
+    d[:, 2] -= d[:, 2].mean()
     return np.linalg.norm(d, axis=1)
 
 
