@@ -76,6 +76,21 @@ def test_compare_scores_every_method_on_the_same_faces():
     assert (by.loc["linear-fit", "landmark_nme"] < 0.02).all()  # the fit goes through the given landmarks
 
 
+def test_indices_pick_the_faces_of_a_protocol_and_of_a_folder(tmp_path):
+    """synth-bu4dfe's first faces are all one expression; indices walk its grid through all six."""
+    from vrnkit.config import VolumeSpec
+    from vrnkit.synthfaces.dataset import generate
+
+    walk = range(10, 2520, 22)
+    scores = E.evaluate("mean-face", "synth-bu4dfe", n=6, indices=walk, progress=False)
+    assert list(scores.id) == [f"synth-bu4dfe-{i:07d}" for i in walk[:6]]
+    assert scores.expression.nunique() == 6 and np.isfinite(scores.nme).all()
+    folder = tmp_path / "set"
+    generate("synth-florence", folder, n=6, spec=VolumeSpec.preset("cpu"), workers=1)
+    ids = [m["id"] for _, m in E.faces_of(folder, spec=None, n=2, indices=[4, 1, 99])]
+    assert ids == ["synth-florence-0000004", "synth-florence-0000001"]  # in the order asked, the first n
+
+
 def test_the_landmark_fit_beats_the_mean_face_on_faces_with_expressions():
     scores = E.compare(["mean-face", "linear-fit"], ["synth-bu4dfe"], n=6, progress=False)
     assert (scores.expression != "neutral").any()

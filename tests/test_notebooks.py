@@ -46,6 +46,10 @@ EXPECTED = {
         files=[OUT / "05_error_map.png", OUT / "05_curves.png", OUT / "05_best_worst.png", OUT / "05_scores.csv",
                OUT / "05_evaluate" / "report.md", OUT / "05_evaluate" / "report.png"],
         text=["NME = mean error", "reconstructions scored in", "wrote "]),
+    "06_ablations.ipynb": dict(
+        files=[OUT / "06_pose.png", OUT / "06_expression.png", OUT / "06_ablations.png",
+               OUT / "06_ablations_by_group.png"],
+        text=["The paper's ordering, checked", "## The commands"]),
     "07_your_own_photo.ipynb": dict(
         files=[OUT / f"07_astronaut.{ext}" for ext in ("obj", "ply", "glb", "json", "png")],
         text=["astronaut: 512 x 512 pixels", "hog: 2 face(s)", "cnn: 1 face(s)", "group photo: 2 faces",
@@ -93,6 +97,19 @@ def check_evaluation(text: str, folder: Path) -> None:
     assert (scores[scores.method.str.startswith("voxelised-gt")].iou == 1.0).all()
 
 
+def check_ablations(text: str, folder: Path) -> None:
+    """Notebook 06 scored the same faces with every method, over all three |yaw| bins, and walked
+    synth-bu4dfe through all six expressions."""
+    import numpy as np
+    import pandas as pd
+
+    pose = pd.read_csv(folder / OUT / "06_pose.csv")
+    assert pose.groupby("id").method.nunique().eq(3).all() and np.isfinite(pose.nme).all()
+    assert pd.cut(pose.yaw.abs(), [0, 30, 60, 90], include_lowest=True).nunique() == 3, sorted(pose.yaw)
+    expression = pd.read_csv(folder / OUT / "06_expression.csv")
+    assert set(expression.expression) == {"anger", "disgust", "fear", "happiness", "sadness", "surprise"}
+
+
 def check_inspection(text: str, folder: Path) -> None:
     """Notebook 04's snapshots hold the meshes, not an empty scene: each is well over the size of an
     empty k3d snapshot (its viewer alone is about 1.2 MB). tests/test_viz.py checks in Chromium that
@@ -104,7 +121,8 @@ def check_inspection(text: str, folder: Path) -> None:
         assert (folder / OUT / f"04_{name}.html").stat().st_size > empty + 100_000, name
 
 
-CHECKS = {"00_tour.ipynb": check_tour, "04_k3d_inspection.ipynb": check_inspection, "07_your_own_photo.ipynb": check_photo, "05_evaluation.ipynb": check_evaluation}
+CHECKS = {"00_tour.ipynb": check_tour, "04_k3d_inspection.ipynb": check_inspection, "07_your_own_photo.ipynb": check_photo, "05_evaluation.ipynb": check_evaluation,
+          "06_ablations.ipynb": check_ablations}
 PHOTOS = {"00_tour.ipynb", "07_your_own_photo.ipynb"}  # these need dlib, the photos extra (in `make test`)
 
 
@@ -134,8 +152,9 @@ class PolledClient(nbclient.NotebookClient):
         return kc
 
 
-def run_notebook(path: Path, folder: Path, monkeypatch, **env) -> tuple:
-    """Execute a notebook in ``folder`` -> (executed notebook, seconds). Raises on any cell error."""
+def run_notebook(path: Path, folder: Path, monkeypatch, *, then: str | None = None, **env) -> tuple:
+    """Execute a notebook in ``folder`` -> (executed notebook, seconds). Raises on any cell error.
+    ``then``: code run after the last cell, in the same kernel (what a user's click would do)."""
     monkeypatch.setenv("VRNKIT_MODE", "quick")
     monkeypatch.setenv("VRNKIT_NOTEBOOK_SMOKE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend, as in Jupyter
@@ -143,6 +162,8 @@ def run_notebook(path: Path, folder: Path, monkeypatch, **env) -> tuple:
     for k, v in env.items():
         monkeypatch.setenv(k, str(v))
     nb = nbformat.read(path, as_version=4)
+    if then:
+        nb.cells.append(nbformat.v4.new_code_cell(then))
     client = PolledClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
                                      resources={"metadata": {"path": str(folder)}})
     t0 = time.perf_counter()
@@ -157,7 +178,8 @@ def text_of(nb) -> str:
             if o.get("output_type") == "stream":
                 out.append(o.get("text", ""))
             elif "data" in o:
-                out.append(str(o["data"].get("text/plain", "")))
+                data = o["data"]  # a Markdown display counts by its text, not its repr
+                out.append(str(data.get("text/markdown", data.get("text/plain", ""))))
     return "\n".join(out)
 
 
@@ -181,11 +203,26 @@ def test_committed_notebook_is_clean_and_starts_with_one_setup_cell(path):
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; clear them before committing"
     first = nb.cells[0]
     assert first.cell_type == "code", f"{path.name} must start with its setup cell"
-    for needle in ("REPO_URL", "google.colab", "seed_everything", "resolve_mode", "VRNKIT_NOTEBOOK_SMOKE"):
+    for needle in ("REPO_URL", "google.colab", "seed_everything", "resolve_mode", "VRNKIT_NOTEBOOK_SMOKE", "DRIVE"):
         assert needle in first.source, f"{path.name}: the setup cell lacks {needle}"
     assert not any(re.search(r"pip\W{0,5}install", c.source) for c in code[1:]), \
         f"{path.name}: only the setup cell installs anything"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_links_to_colab_and_clones_the_one_repository(path):
+    """The repository URL lives in vrnkit.config; every notebook's setup cell and Colab link, and the
+    README's link to the notebook, must say the same (a Colab session clones what the cell names)."""
+    from vrnkit.config import COLAB_URL, REPO_URL
+
+    setup = nbformat.read(path, as_version=4).cells[0].source
+    assert f'REPO_URL = "{REPO_URL}"' in setup, f"{path.name}: REPO_URL differs from vrnkit.config.REPO_URL"
+    assert COLAB_URL + path.name in setup, f"{path.name}: its setup cell lacks its Open-in-Colab link"
+    title = nbformat.read(path, as_version=4).cells[1].source
+    assert f"]({COLAB_URL + path.name})" in title, f"{path.name}: its title cell lacks the Open-in-Colab badge"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"]({COLAB_URL + path.name})" in readme, f"README.md lacks the Open-in-Colab link of {path.name}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -240,8 +277,14 @@ def test_photo_notebook_reconstructs_a_photo_file(tmp_path, monkeypatch):
     Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(photo, exif=exif, quality=95)
     run = tmp_path / "run"
     run.mkdir()
-    nb, _ = run_notebook(ROOT / "notebooks" / "07_your_own_photo.ipynb", run, monkeypatch, VRNKIT_PHOTO=photo)
+    # Then the upload button, as a click would work it: the photo's bytes as ipywidgets 8 delivers them.
+    upload = (f"on_upload({{'new': ({{'name': 'upload.jpg', 'content': memoryview(open({str(photo)!r}, 'rb').read())}},)}})\n"
+              "print('uploaded ->', UPLOADED, '|', result.outputs)")
+    nb, _ = run_notebook(ROOT / "notebooks" / "07_your_own_photo.ipynb", run, monkeypatch, then=upload,
+                         VRNKIT_PHOTO=photo)
     text = text_of(nb)
+    assert f"uploaded -> {Path('out/notebooks/upload.jpg')}" in text, text[-2000:]
+    assert (run / OUT / "upload.jpg").read_bytes() == photo.read_bytes()
     assert "me: 512 x 400 pixels" in text  # upright: the file's pixels are 400 wide and 512 high
     for ext in ("obj", "ply", "glb", "json", "png"):
         assert (run / OUT / f"07_me.{ext}").is_file(), f"07_me.{ext} was not written"

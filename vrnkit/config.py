@@ -23,6 +23,12 @@ import numpy as np
 # The one seed every generator and trainer starts from unless told otherwise.
 SEED = 0
 
+# Where vrnkit lives. Each notebook's setup cell clones it on Colab before vrnkit can be imported, so
+# it carries a copy; tests/test_notebooks.py keeps every copy (and the README's Colab links) equal.
+REPO_URL = "https://github.com/vrnkit/vrnkit"
+# A notebook's Open-in-Colab link is COLAB_URL + its file name: Colab opens it straight from GitHub.
+COLAB_URL = "https://colab.research.google.com/github/" + REPO_URL.removeprefix("https://github.com/") + "/blob/main/notebooks/"
+
 MODES = ("quick", "full")
 
 

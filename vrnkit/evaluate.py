@@ -190,19 +190,21 @@ def noisy_landmarks(landmarks, nme: float, rng) -> np.ndarray:
     return jitter_landmarks(lm, nme, generator=generator)[0].numpy()
 
 
-def faces_of(dataset, *, spec: VolumeSpec | None, n: int | None = None):
+def faces_of(dataset, *, spec: VolumeSpec | None, n: int | None = None, indices=None):
     """An iterator of (sample, metadata) over the first ``n`` faces of a SynthFaces protocol
     (made at ``spec``, the paper's size if None) or ``n`` faces spread evenly over a folder of
-    shards (which must hold ``spec``-sized crops when a spec is given). Samples are dicts of
-    NumPy arrays in the shard format plus their ``spec`` (a dict). A bad test set is an error
-    here, before any face is made."""
+    shards (which must hold ``spec``-sized crops when a spec is given). ``indices``: these faces
+    instead (the first ``n`` of them), e.g. ``range(10, 2520, 22)`` walks synth-bu4dfe's grid
+    through every expression. Samples are dicts of NumPy arrays in the shard format plus their
+    ``spec`` (a dict). A bad test set is an error here, before any face is made."""
     from .datasets.shards import ShardDataset, read_manifest
     from .synthfaces.dataset import make_sample
 
     name = str(dataset)
     if name in PROTOCOLS and not Path(name).is_dir():
         spec = spec or VolumeSpec.preset("paper")
-        made = (make_sample(name, i, spec=spec) for i in range(32 if n is None else n))
+        picked = range(32 if n is None else n) if indices is None else list(indices)[:n]
+        made = (make_sample(name, int(i), spec=spec) for i in picked)
         return ((dict(sample, spec=spec.__dict__), meta) for sample, meta in made)
     if not Path(name).is_dir():
         raise FileNotFoundError(f"no test set {name!r}: give a SynthFaces protocol ({', '.join(TEST_PROTOCOLS)}) or "
@@ -216,6 +218,8 @@ def faces_of(dataset, *, spec: VolumeSpec | None, n: int | None = None):
     spec = spec or have or VolumeSpec.preset("paper")
     ds = ShardDataset(name)
     picked = np.linspace(0, len(ds) - 1, len(ds) if n is None else min(n, len(ds))).astype(int)
+    if indices is not None:
+        picked = [i for i in indices if 0 <= i < len(ds)][:n]
 
     def faces():
         for i in picked:
@@ -228,12 +232,13 @@ def faces_of(dataset, *, spec: VolumeSpec | None, n: int | None = None):
 # ---------------------------------------------------------------------------------------------
 # The harness
 
-def evaluate(method, dataset, *, n: int | None = None, landmark_noise: float = 0.0, seed: int = SEED,
-             progress: bool = True):
+def evaluate(method, dataset, *, n: int | None = None, indices=None, landmark_noise: float = 0.0,
+             seed: int = SEED, progress: bool = True):
     """Score one method on one test set -> DataFrame, one row per face (see the module's doc).
 
     method: a name, a .pt path, a model or a :class:`Method` (:func:`get_method`). dataset: a
-    SynthFaces protocol or a test folder. n: faces (None: all of a folder, 32 of a protocol).
+    SynthFaces protocol or a test folder. n: faces (None: all of a folder, 32 of a protocol);
+    indices: which faces (see :func:`faces_of`).
     landmark_noise: the NME of the landmarks that guide the method (0: the true ones; dlib's
     error on SynthFaces is about 0.045); the same noise for every method on a face.
     NaN where the test set or the method lacks what a column needs (no mesh, no volume, no
@@ -245,8 +250,8 @@ def evaluate(method, dataset, *, n: int | None = None, landmark_noise: float = 0
     from .metrics import landmark_error, landmarks_nme, nme_pair, volume_iou
     run = get_method(method)
     rows = []
-    faces = faces_of(dataset, spec=run.spec, n=n)
-    total = n if str(dataset) in PROTOCOLS else None
+    faces = faces_of(dataset, spec=run.spec, n=n, indices=indices)
+    total = (n if indices is None else len(list(indices)[:n])) if str(dataset) in PROTOCOLS else None
     desc = f"{run.name} on {Path(str(dataset)).name}"
     for k, (sample, meta) in enumerate(tqdm(faces, total=total, desc=desc, disable=not progress)):
         rng = np.random.default_rng([seed, k])  # the k-th face gets the same noise for every method
