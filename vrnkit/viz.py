@@ -265,7 +265,7 @@ def volume_slices(volume, *, image=None, spec=None, slices=None, level: float = 
 
 
 def slice_widget(volume, *, image=None, spec=None, axis: str = "d", index: int | None = None,
-                 size: float = 4.5):
+                 size: float = 7.0):
     """Browse a volume slice by slice: buttons pick the axis (d, y, x), a slider the index.
 
     Returns an ipywidgets VBox; display it (a notebook shows the last expression of a cell).
@@ -273,7 +273,8 @@ def slice_widget(volume, *, image=None, spec=None, axis: str = "d", index: int |
     (IntSlider), ``.output`` (the Output widget the picture goes to) and ``.figure`` (the
     matplotlib Figure, redrawn on every change; ``.figure.axes[0].images[-1].get_array()`` is
     the slice shown). Arguments as :func:`volume_slices`; ``axis`` and ``index`` choose the
-    first slice (default: the middle of the face).
+    first slice (default: the middle of the face). ``size``: inches at 80 dpi (7: 560 px, large
+    enough to read single voxels of a 64^3 volume).
     """
     widgets = _require("ipywidgets", "slice_widget")
     import io
@@ -297,7 +298,7 @@ def slice_widget(volume, *, image=None, spec=None, axis: str = "d", index: int |
     buttons = widgets.ToggleButtons(options=[("d: image plane", 0), ("y: from above", 1), ("x: from the side", 2)],
                                     value=a0, description="cut at")
     slider = widgets.IntSlider(value=start[a0], min=0, max=vol.shape[a0] - 1, description="index",
-                               continuous_update=True, layout=widgets.Layout(width="420px"))
+                               continuous_update=True, layout=widgets.Layout(width=f"{int(80 * size)}px"))
     out = widgets.Output()
     fig = Figure(figsize=(size, size))
     ax = fig.add_subplot()
