@@ -153,9 +153,12 @@ def _upper_lip_raise(t):
 
 _EXP_FIELDS = {
     "jaw_open": _jaw_open,
-    "smile": lambda t: _local(t, dx=0.13 * t["x"] * _b(t, 27, 64, 28, 24), dy=-4.5 * _b(t, 27, 62, 24, 22)
-                              - 1.5 * _b(t, 36, 35, 18, 16), dr=-2.5 * _b(t, 27, 66, 12, 12) + 2.5 * _b(t, 38, 38, 18, 14)),
-    "frown": lambda t: _local(t, dy=3.5 * _b(t, 26, 70, 16, 16) - 1.5 * _b(t, 0, 98, 20, 12),
+    # As strong as an acted smile: the corners go ~6 mm out and ~7 mm up, the cheeks rise and
+    # bulge, the nasolabial fold deepens (a weaker field changed under 1 % of a crop's pixels).
+    "smile": lambda t: _local(t, dx=0.24 * t["x"] * _b(t, 27, 64, 28, 24), dy=-7.0 * _b(t, 27, 62, 24, 22)
+                              - 3.0 * _b(t, 36, 35, 18, 16),
+                              dr=-3.5 * _b(t, 27, 66, 12, 12) + 4.0 * _b(t, 38, 38, 18, 14) - 1.5 * _b(t, 22, 50, 6, 14)),
+    "frown": lambda t: _local(t, dy=5.0 * _b(t, 26, 70, 16, 16) - 2.0 * _b(t, 0, 98, 20, 12),
                               dr=-1.0 * _b(t, 26, 70, 14, 14) + 1.0 * _b(t, 0, 98, 20, 12)),
     "pucker": lambda t: _local(t, dx=-0.25 * t["X"] * _b(t, 0, MOUTH_Y, 40, 24),
                                dr=5.0 * _b(t, 0, MOUTH_Y, 30, 16)),
@@ -181,12 +184,13 @@ IDENTITY_RANGE = (-3.0, 3.0)
 # The six basic expressions (and neutral) as mixtures of the expression parameters.
 _EXPRESSION_MIX = {
     "neutral": {},
-    "anger": {"brow_lower": 1.0, "eye_wide": 0.35, "frown": 0.3, "pucker": 0.2, "nose_wrinkle": 0.2},
-    "disgust": {"nose_wrinkle": 1.0, "upper_lip_raise": 0.8, "brow_lower": 0.5, "frown": 0.5, "eye_close": 0.3},
-    "fear": {"brow_raise": 0.6, "brow_inner_raise": 0.8, "eye_wide": 1.0, "lip_stretch": 0.8, "jaw_open": 0.3},
-    "happiness": {"smile": 1.0, "eye_close": 0.3, "jaw_open": 0.15, "cheek_puff": 0.2},
-    "sadness": {"brow_inner_raise": 1.0, "frown": 0.8, "eye_close": 0.25, "pucker": 0.15},
-    "surprise": {"brow_raise": 1.0, "eye_wide": 1.0, "jaw_open": 0.75},
+    # Strong, as acted (BU-4DFE's expressions are posed at their peak).
+    "anger": {"brow_lower": 1.0, "eye_wide": 0.35, "frown": 0.6, "pucker": 0.35, "nose_wrinkle": 0.35},
+    "disgust": {"nose_wrinkle": 1.0, "upper_lip_raise": 1.0, "brow_lower": 0.6, "frown": 0.7, "eye_close": 0.35},
+    "fear": {"brow_raise": 0.7, "brow_inner_raise": 0.9, "eye_wide": 1.0, "lip_stretch": 1.0, "jaw_open": 0.45},
+    "happiness": {"smile": 1.0, "eye_close": 0.35, "jaw_open": 0.3, "cheek_puff": 0.25},
+    "sadness": {"brow_inner_raise": 1.0, "frown": 1.0, "eye_close": 0.3, "pucker": 0.25},
+    "surprise": {"brow_raise": 1.0, "eye_wide": 1.0, "jaw_open": 1.0},
 }
 IDENTITY_NAMES = tuple(_ID_FIELDS)
 EXPRESSION_NAMES = tuple(_EXP_FIELDS)
