@@ -83,6 +83,8 @@ CASES = [
     ("no-manifest", ["--seed", "7"], ["no dataset.json or prepare.json"]),
     ("index-only", [], ["index.csv", "--force"]),
     ("converted", [], ["AFLW2000-3D from /data/AFLW2000", "different dataset"]),
+    # made before SynthFaces had a generator version: by an older renderer, so not resumed into
+    ("legacy", [], ["different dataset", "generator_version None there, 2 here", "--force"]),
     ("bad-manifest", [], ["dataset.json is not a readable dataset manifest", "--force"]),
     ("file", [], ["is a file, not a folder"]),
     ("under-file", [], ["is a file, not a folder"]),
@@ -130,7 +132,7 @@ def test_generate_checks_its_arguments(tmp_path, kw, words):
 # ---------------------------------------------------------------------------------------------
 # What may be written: an identical re-run resumes, --force replaces, nothing else is touched
 
-@pytest.mark.parametrize("kind", ["ours", "legacy"])
+@pytest.mark.parametrize("kind", ["ours"])
 def test_an_identical_run_resumes_to_the_same_bytes(made, tmp_path, capsys, kind):
     out = folder(kind, made, tmp_path)
     list_shards(out)[1].unlink()  # killed before shard 1 was written

@@ -51,6 +51,19 @@ def test_a_folder_with_another_dataset_is_refused(reference):
         generate("synth-300wlp", reference, n=12, spec=QUICK, shard_size=4, workers=1, progress=False)
 
 
+def test_a_folder_made_by_an_older_synthfaces_is_refused_not_resumed(tmp_path, monkeypatch):
+    """Same protocol, seed and size but another generator: its shards have other pixels, so
+    resuming would mix two datasets in one folder."""
+    from vrnkit.synthfaces import dataset as synth
+
+    out = tmp_path / "older"
+    monkeypatch.setattr(synth, "GENERATOR_VERSION", synth.GENERATOR_VERSION - 1)
+    generate("synth-florence", out, n=2, spec=QUICK, shard_size=2, workers=1, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="generator_version"):
+        generate("synth-florence", out, n=2, spec=QUICK, shard_size=2, workers=1, progress=False)
+
+
 def test_truncated_and_incompatible_shards_give_clear_errors(reference, tmp_path):
     src = list_shards(reference)[0]
     bad = tmp_path / "shard-00000.npz"

@@ -225,7 +225,7 @@ MANIFEST_VERSION = 1
 # earlier vrnkit versions used, so that folders made by them are still recognised.
 MANIFEST_FILES = {"synth": "dataset.json", "prepare": "prepare.json"}
 IDENTITY = ("kind", "protocol", "source", "model", "seed", "spec", "split", "subsets", "y_up", "shard_size",
-            "n", "format_version")
+            "n", "format_version", "generator_version")
 DATASET_FILES = ("shard-*.npz", "index.csv", *MANIFEST_FILES.values())  # what --force may delete
 SOURCE_NAMES = {"synth": "SynthFaces", "300wlp": "300W-LP", "aflw2000": "AFLW2000-3D", "folder": "image + mesh pairs"}
 

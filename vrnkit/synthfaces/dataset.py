@@ -141,6 +141,12 @@ def check_generate_args(n, seed, shard_size, workers) -> None:
     check_number(workers, "workers (--workers)", low=1, high=1024, integer=True)
 
 
+# Bumped whenever the same (protocol, seed, index) would give other pixels or labels (the face model,
+# the renderer): a folder made by an older SynthFaces is then refused, not resumed into a mix of both.
+# 1 (no key): the first SynthFaces; 2: acted-strength expressions.
+GENERATOR_VERSION = 2
+
+
 def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | None = None,
              seed: int = SEED, shard_size: int = 256, workers: int = 2, progress: bool = True,
              force: bool = False, sparse: bool = False):
@@ -165,8 +171,8 @@ def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | Non
                           "--shard-size", str(shard_size), *(["--preset", preset] if preset else []),
                           *(["--vertices"] if sparse else []), "--out", str(out)])
     manifest = dict(kind="synth", protocol=protocol, n=n, seed=seed, shard_size=shard_size, spec=asdict(spec),
-                    preset=preset, format_version=FORMAT_VERSION, samples=n, shards=len(range(0, n, shard_size)),
-                    command=command)
+                    preset=preset, format_version=FORMAT_VERSION, generator_version=GENERATOR_VERSION, samples=n,
+                    shards=len(range(0, n, shard_size)), command=command)
     if sparse:  # only then, so that the folders made before this option still match their settings
         manifest["sparse_vertices"] = True
     claim_folder(out, manifest, force=force)
