@@ -4,8 +4,9 @@
     python benchmarks/bench_render.py --workers 2 -n 400
 
 A sample is everything render.render_face does: a random identity and expression, a pose, the
-z-buffer, shading, head, background, occluders and camera effects. The dataset goal is 100
-samples/s on 2 CPU cores including the slab (voxel.mesh_to_slab), which is not timed here.
+z-buffer, texture, head and hair, accessories, background, occluders, the shadow map, lighting
+and camera effects. The dataset goal is 100 samples/s on 2 CPU cores including the slab
+(voxel.mesh_to_slab), which is not timed here.
 """
 from __future__ import annotations
 

@@ -3,6 +3,12 @@
 
 Goal (issue): >= 100 labelled 192x192 samples per second on 2 cores, i.e. a 60k-face training
 set in <= 10 minutes. Run: python benchmarks/bench_synth.py [--n 512]
+
+Measured (2 cores shared with other work; four runs each, alternating): the old appearance
+51-55 samples/s at 192x192 and 157-176 at 64x64; the new one (synthfaces.texture,
+synthfaces.scene, shadows, with a faster raster.py) 51-54 and 161-167. Of one paper-size
+sample's time, rendering is about two thirds (z-buffer, shadow map, head, texture, camera), the
+slab a sixth, shard writing (compression) an eighth.
 """
 import argparse
 import os

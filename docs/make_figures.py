@@ -3,9 +3,10 @@
     python docs/make_figures.py
 
 - contact_sheet.png: 8 held-out paper-size SynthFaces (synth-aflw2000 protocol: held-out
-  identities, clutter, occluders): the input, then for vrn-cpu, vrn-192 and vrn-guided-192 the
-  mesh over the input and the mesh turned 60 degrees to each side. vrn-guided-192 is guided by
-  the true landmarks here; vrn-cpu sees the same face rendered at its 64 px.
+  identities, clutter, occluders): the input with its true landmarks (pixel centres where
+  vrnkit puts them, see show_input), then for vrn-cpu, vrn-192 and vrn-guided-192 the mesh
+  over the input and the mesh turned 60 degrees to each side. vrn-guided-192 is guided by the
+  true landmarks here; vrn-cpu sees the same face rendered at its 64 px.
 - astronaut.png: `vrnkit reconstruct` on scikit-image's astronaut (what `make demo` writes).
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ def contact_sheet(path: Path) -> None:
             probs = predict_volume(net, sample["image"], landmarks=sample["landmarks"])
             v, f = volume_to_mesh(probs, spec, smooth=SMOOTH)
             if c0 == len(MODELS) - 1:
-                axes[r, 0].imshow(sample["image"])
+                show_input(axes[r, 0], sample["image"], sample["landmarks"])
                 axes[r, 0].set_ylabel(f"yaw {meta['yaw']:+.0f}", fontsize=7)
             overlay_mesh(sample["image"], v, f, alpha=0.75, ax=axes[r, 1 + 3 * c0], title=" ")
             for k, yaw in enumerate((-60.0, 60.0)):
@@ -59,6 +60,16 @@ def contact_sheet(path: Path) -> None:
         fig.text((left.x0 + right.x1) / 2, 0.985, f"{name}: over the input, turned -60 and +60 deg",
                  ha="center", va="top", fontsize=8)
     save_small_png(fig, path, dpi=60)
+
+
+def show_input(ax, image, landmarks) -> None:
+    """The input crop with its 68 landmarks. vrnkit's landmarks are in pixel-corner
+    coordinates (pixel (i, j) covers [i, i + 1) x [j, j + 1), its centre at i + 0.5), while
+    imshow puts pixel centres on whole numbers; extent=(0, W, H, 0) makes them agree, so the
+    dots land on the features (plain imshow would shift them half a pixel)."""
+    H, W = image.shape[:2]
+    ax.imshow(image, extent=(0, W, H, 0))
+    ax.scatter(landmarks[:, 0], landmarks[:, 1], s=1.2, c="#39ff14", linewidths=0)
 
 
 def save_small_png(fig, path: Path, *, dpi: int) -> None:

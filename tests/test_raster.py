@@ -82,3 +82,22 @@ def test_winding_does_not_matter():
 def test_bad_meshes_are_refused(vertices, faces, message):
     with pytest.raises(ValueError, match=message):
         check_mesh(vertices, faces)
+
+
+def test_equal_depths_go_to_the_lower_triangle_and_fragments_agree_with_the_zbuffer():
+    rng = np.random.default_rng(3)
+    v = np.c_[rng.uniform(0, 24, (30, 2)), rng.integers(0, 3, 30).astype(float)]  # many equal depths
+    f = rng.integers(0, 30, (40, 3))
+    f = np.concatenate([f, f])  # every triangle twice: the first copy must win
+    r = rasterize(v, f, 24, 24)
+    fr = fragments(v, f, 24, 24)
+    assert np.all(r.triangle[r.mask] < 40)
+    # Per pixel, the z-buffer keeps the nearest fragment, and the first among equals.
+    for pixel in np.unique(fr.pixel):
+        here = fr.pixel == pixel
+        best = fr.z[here].max()
+        first = fr.triangle[here][fr.z[here] == best].min()
+        y, x = divmod(int(pixel), 24)
+        assert r.triangle[y, x] == first and r.depth[y, x] == np.float32(best)
+        assert np.allclose(r.bary[y, x], fr.bary[here][fr.triangle[here] == first][0], atol=1e-6)
+    assert r.mask.sum() == len(np.unique(fr.pixel))

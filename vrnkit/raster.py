@@ -111,6 +111,37 @@ def fragments(vertices, faces, height: int, width: int, *, bary: bool = True) ->
     (zero area on screen) cover nothing. ``bary=False`` skips the barycentric weights
     (``Fragments.bary`` is then None) when only depths are needed.
     """
+    cover = _cover(vertices, faces, height, width)
+    weights = cover.bary(np.arange(len(cover.pixel))) if bary else None
+    return Fragments(cover.pixel, cover.keep[cover.tri], weights, cover.z)
+
+
+@dataclass
+class _Coverage:
+    """What fragments() finds, with what is needed to interpolate any subset of it later
+    (rasterize computes barycentric weights only for the fragments that win the z-test)."""
+
+    pixel: np.ndarray  # (K,) flat pixel index
+    tri: np.ndarray  # (K,) index into ``keep`` (the non-degenerate triangles)
+    z: np.ndarray  # (K,) depth at the pixel centre
+    keep: np.ndarray  # (T,) original triangle index of each non-degenerate triangle
+    planes: tuple  # per triangle: the affine weights of its corners b and c, l = P[0] x + P[1] y + P[2]
+    swapped: np.ndarray  # (T,) bool: corners 1 and 2 were swapped to make the triangle counter-clockwise
+    cx: np.ndarray  # (K,) pixel centres
+    cy: np.ndarray
+
+    def bary(self, sel) -> np.ndarray:
+        """(len(sel), 3) barycentric weights of fragments ``sel``, in each triangle's own corner order."""
+        t, cx, cy = self.tri[sel], self.cx[sel], self.cy[sel]
+        p1, p2 = self.planes
+        l1 = p1[0][t] * cx + p1[1][t] * cy + p1[2][t]
+        l2 = p2[0][t] * cx + p2[1][t] * cy + p2[2][t]
+        swapped = self.swapped[t]  # back to the triangle's own corner order
+        return np.stack([1 - l1 - l2, np.where(swapped, l2, l1), np.where(swapped, l1, l2)], 1)
+
+
+def _cover(vertices, faces, height: int, width: int) -> _Coverage:
+    """The covered pixel centres of all triangles and their depths (fragments() and rasterize())."""
     v, f = check_mesh(vertices, faces)
     if np.abs(v[:, :2]).max() > _MAX_COORD:
         raise ValueError(f"vertex x, y must lie within +-{_MAX_COORD} px of the origin to be rasterised; "
@@ -153,10 +184,9 @@ def fragments(vertices, faces, height: int, width: int, *, bary: bool = True) ->
         base = cum[start - 1] if start else 0
         stop = max(int(np.searchsorted(cum, base + _CHUNK_PAIRS, side="right")), start + 1)
         sl = slice(start, stop)
-        parts.append(_fragments_chunk(sl, count[sl], x_lo[sl], y_lo[sl], nx[sl], edges, width))
+        parts.append(_fragments_chunk(sl, count[sl], x_lo[sl], y_lo[sl], nx[sl], edges))
         start = stop
-    tri_local = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-    pixel = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    tri, px, py = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in range(3))
 
     # Interpolation uses the exact (float) vertices: per triangle, the weights of corners b
     # and c are affine functions of the pixel centre, l = P[0] * x + P[1] * y + P[2].
@@ -170,27 +200,24 @@ def fragments(vertices, faces, height: int, width: int, *, bary: bool = True) ->
     dzb, dzc = v[b, 2] - v[a, 2], v[c, 2] - v[a, 2]
     zplane = [dzb * p1[i] + dzc * p2[i] for i in range(3)]
     zplane[2] = zplane[2] + v[a, 2]
-    cx = (pixel % width) + 0.5
-    cy = (pixel // width) + 0.5
-    t = tri_local
-    z = zplane[0][t] * cx + zplane[1][t] * cy + zplane[2][t]
-    weights = None
-    if bary:
-        l1 = p1[0][t] * cx + p1[1][t] * cy + p1[2][t]
-        l2 = p2[0][t] * cx + p2[1][t] * cy + p2[2][t]
-        # Back to the triangle's own corner order (undo the swap of corners 1 and 2).
-        swapped = neg[t]
-        weights = np.stack([1 - l1 - l2, np.where(swapped, l2, l1), np.where(swapped, l1, l2)], 1)
-    return Fragments(pixel, keep[tri_local], weights, z)
+    cx, cy = px + 0.5, py + 0.5
+    z = zplane[0][tri] * cx + zplane[1][tri] * cy + zplane[2][tri]
+    return _Coverage(py * width + px, tri, z, keep, (p1, p2), neg, cx, cy)
 
 
-def _fragments_chunk(sl, count, x_lo, y_lo, nx, edges, width):
-    """Candidate (triangle, pixel) pairs of triangles ``sl`` and the ones that pass the test."""
-    k = np.repeat(np.arange(len(count)), count)
-    local = np.arange(len(k)) - np.repeat(np.cumsum(count) - count, count)
-    nxk = nx[k]
-    px = x_lo[k] + local % nxk
-    py = y_lo[k] + local // nxk
+def _fragments_chunk(sl, count, x_lo, y_lo, nx, edges):
+    """Candidate (triangle, pixel) pairs of triangles ``sl`` and the ones that pass the test.
+    Returns their triangle indices and pixel columns and rows."""
+    ny = count // np.maximum(nx, 1)
+    # Candidates row by row: each triangle's rows, then each row's pixels (no division per pixel).
+    k_row = np.repeat(np.arange(len(count)), ny)
+    row = y_lo[k_row] + np.arange(len(k_row)) - np.repeat(np.cumsum(ny) - ny, ny)
+    n_in_row = nx[k_row]
+    first = np.repeat(np.cumsum(n_in_row) - n_in_row, n_in_row)
+    along = np.repeat(np.arange(len(k_row)), n_in_row)
+    k = k_row[along]
+    py = row[along]
+    px = x_lo[k] + np.arange(len(k)) - first
     cx = px * _SUBPIXEL + _SUBPIXEL // 2  # pixel centres in fixed point
     cy = py * _SUBPIXEL + _SUBPIXEL // 2
     tri = k + sl.start
@@ -199,7 +226,7 @@ def _fragments_chunk(sl, count, x_lo, y_lo, nx, edges, width):
         w = A[tri] * cx + B[tri] * cy + C[tri]
         inside &= (w > 0) | ((w == 0) & top_left[tri])
     keep = np.nonzero(inside)[0]
-    return tri[keep], py[keep] * width + px[keep]
+    return tri[keep], px[keep], py[keep]
 
 
 def rasterize(vertices, faces, height: int, width: int, *, bary: bool = True) -> Raster:
@@ -210,20 +237,21 @@ def rasterize(vertices, faces, height: int, width: int, *, bary: bool = True) ->
     ``bary=False`` skips the barycentric weights (left at zero) when only depth and coverage
     are needed, as for slabs.
     """
-    fr = fragments(vertices, faces, height, width, bary=bary)
-    depth = np.full(height * width, -np.inf, np.float32)
-    triangle = np.full(height * width, -1, np.int32)
-    weights = np.zeros((height * width, 3), np.float32)
-    if len(fr.pixel):
-        # Sort by pixel, then depth descending; the sort is stable, so among equal depths the
-        # lower triangle index (fragments come in triangle order) wins.
-        order = np.lexsort((-fr.z, fr.pixel))
-        pix = fr.pixel[order]
-        first = np.ones(len(pix), bool)
-        first[1:] = pix[1:] != pix[:-1]
-        win = order[first]
-        depth[fr.pixel[win]] = fr.z[win]
-        triangle[fr.pixel[win]] = fr.triangle[win]
+    cover = _cover(vertices, faces, height, width)
+    n = height * width
+    depth = np.full(n, -np.inf)
+    triangle = np.full(n, -1, np.int32)
+    weights = np.zeros((n, 3), np.float32)
+    if len(cover.pixel):
+        # The nearest depth per pixel, then the first fragment (fragments come in triangle
+        # order) that reaches it: among equal depths the lower triangle index wins.
+        np.maximum.at(depth, cover.pixel, cover.z)
+        nearest = np.nonzero(cover.z == depth[cover.pixel])[0]
+        first = np.full(n, len(cover.pixel))
+        np.minimum.at(first, cover.pixel[nearest], nearest)
+        win = first[first < len(cover.pixel)]
+        triangle[cover.pixel[win]] = cover.keep[cover.tri[win]]
         if bary:
-            weights[fr.pixel[win]] = fr.bary[win]
-    return Raster(depth.reshape(height, width), triangle.reshape(height, width), weights.reshape(height, width, 3))
+            weights[cover.pixel[win]] = cover.bary(win)
+    return Raster(depth.astype(np.float32).reshape(height, width), triangle.reshape(height, width),
+                  weights.reshape(height, width, 3))

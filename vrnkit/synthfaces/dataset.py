@@ -143,8 +143,9 @@ def check_generate_args(n, seed, shard_size, workers) -> None:
 
 # Bumped whenever the same (protocol, seed, index) would give other pixels or labels (the face model,
 # the renderer): a folder made by an older SynthFaces is then refused, not resumed into a mix of both.
-# 1 (no key): the first SynthFaces; 2: acted-strength expressions.
-GENERATOR_VERSION = 2
+# 1 (no key): the first SynthFaces; 2: acted-strength expressions; 3: the appearance made for
+# real-face detectors (synthfaces.texture and synthfaces.scene, lights with soft shadows).
+GENERATOR_VERSION = 3
 
 
 def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | None = None,
