@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 from vrnkit.evaluate import PAPER_TABLE1, TEST_PROTOCOLS, by_group, compare, markdown, plot_scores, table  # noqa: E402
+from vrnkit.synthfaces.dataset import GENERATOR_VERSION  # noqa: E402
 
 METHODS = ("vrn-guided-192", "vrn-192", "vrn-cpu", "linear-fit", "mean-face", "voxelised-gt")
 LANDMARK_FREE = ("vrn-192", "vrn-cpu", "voxelised-gt")  # they never see the landmarks: one run is enough
@@ -74,7 +75,8 @@ def findings(exact: pd.DataFrame, noisy: pd.DataFrame, clipping: pd.DataFrame) -
         "from their mean face, so on this data even a perfect 192 px VRN would not beat the mean face. The "
         f"192 px networks score {e['vrn-guided-192'] / e['voxelised-gt']:.1f} (guided) and "
         f"{e['vrn-192'] / e['voxelised-gt']:.1f} (VRN) times the floor; that excess is their own: they trained for "
-        "7 GPU-minutes.",
+        "7 GPU-minutes, on the SynthFaces of generator version 1, and these test faces are of version "
+        f"{GENERATOR_VERSION} (stronger expressions, a new appearance), a shift they never saw.",
         f"  2. Depth. The floor grows with |yaw| ({yaw.iloc[0]:.3f} / {yaw.iloc[1]:.3f} / {yaw.iloc[2]:.3f} in the "
         "0-30 / 30-60 / 60-90 bins) because the paper's volume spans 100 px of depth (200 slices at two per pixel) "
         "and the face region does not fit: on average "
