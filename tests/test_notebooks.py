@@ -216,10 +216,10 @@ def test_notebook_links_to_colab_and_clones_the_one_repository(path):
     README's link to the notebook, must say the same (a Colab session clones what the cell names)."""
     from vrnkit.config import COLAB_URL, REPO_URL
 
-    setup = nbformat.read(path, as_version=4).cells[0].source
+    cells = nbformat.read(path, as_version=4).cells
+    setup, title = cells[0].source, cells[1].source
     assert f'REPO_URL = "{REPO_URL}"' in setup, f"{path.name}: REPO_URL differs from vrnkit.config.REPO_URL"
     assert COLAB_URL + path.name in setup, f"{path.name}: its setup cell lacks its Open-in-Colab link"
-    title = nbformat.read(path, as_version=4).cells[1].source
     assert f"]({COLAB_URL + path.name})" in title, f"{path.name}: its title cell lacks the Open-in-Colab badge"
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"]({COLAB_URL + path.name})" in readme, f"README.md lacks the Open-in-Colab link of {path.name}"

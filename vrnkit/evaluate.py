@@ -217,8 +217,9 @@ def faces_of(dataset, *, spec: VolumeSpec | None, n: int | None = None, indices=
                          "(vrnkit synth --preset ...)")
     spec = spec or have or VolumeSpec.preset("paper")
     ds = ShardDataset(name)
-    picked = np.linspace(0, len(ds) - 1, len(ds) if n is None else min(n, len(ds))).astype(int)
-    if indices is not None:
+    if indices is None:
+        picked = np.linspace(0, len(ds) - 1, len(ds) if n is None else min(n, len(ds))).astype(int)
+    else:
         picked = [i for i in indices if 0 <= i < len(ds)][:n]
 
     def faces():
@@ -250,8 +251,9 @@ def evaluate(method, dataset, *, n: int | None = None, indices=None, landmark_no
     from .metrics import landmark_error, landmarks_nme, nme_pair, volume_iou
     run = get_method(method)
     rows = []
+    indices = None if indices is None else list(indices)[:n]  # once: it may be a generator
     faces = faces_of(dataset, spec=run.spec, n=n, indices=indices)
-    total = (n if indices is None else len(list(indices)[:n])) if str(dataset) in PROTOCOLS else None
+    total = (n if indices is None else len(indices)) if str(dataset) in PROTOCOLS else None
     desc = f"{run.name} on {Path(str(dataset)).name}"
     for k, (sample, meta) in enumerate(tqdm(faces, total=total, desc=desc, disable=not progress)):
         rng = np.random.default_rng([seed, k])  # the k-th face gets the same noise for every method
