@@ -87,8 +87,14 @@ def write_shard(root, number: int, samples: list[dict], meta: list[dict]) -> Pat
 
 
 def _savez(tmp, arrays):
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+    """np.savez_compressed, at zlib level 1 instead of 6: 1 % larger (noisy images barely compress
+    at any level) and 1 ms a paper-size sample faster (2.5 ms instead of 3.4)."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, a in arrays.items():
+            with z.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(a), allow_pickle=False)
 
 
 def _jsonable(row: dict) -> dict:
