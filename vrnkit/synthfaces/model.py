@@ -226,17 +226,22 @@ def _basis(t, fields):
 # ---------------------------------------------------------------------------------------------
 # Landmarks: targets on the right half (subject's right, x < 0) as (X arc mm, y mm, row or None);
 # the left half is their mirror image. Jaw points are given by angle (degrees) around the axis.
-_JAW = [(-79, 10), (-77, 30), (-74, 49), (-70, 66), (-62, 82), (-50, 97), (-35, 109), (-18, 117), (0, 120)]
+# As in the iBUG-68 markup (300-W), the jaw line starts on the face's outline in front of the ear
+# at the height of the outer eye corners (0), ends at the chin (8: where the mesh's jaw line turns
+# under, mesh.surface_radius) and its points are evenly spaced along the outline between.
+_JAW = [(-80, 0), (-78, 19.5), (-75.5, 40.5), (-71.5, 60), (-63, 79.5), (-50.5, 96.5), (-36, 108), (-18.5, 116.5),
+        (0, 120)]
 _RIGHT = {
     17: (-50, -17), 18: (-41, -23), 19: (-32, -25.5), 20: (-23, -25), 21: (-14, -22),
-    27: (0, -4), 28: (0, 10), 29: (0, 24), 30: (0, 39),
+    27: (0, -4), 28: (0, 10), 29: (0, 24), 30: (0, 37),  # 30: the nose tip, the front-most point (pronasale)
     31: (-13, 41.5), 32: (-6.5, 43.5), 33: (0, 45),
     36: (-EYE_OUTER, None, (I_UP + I_LO) // 2), 37: (-(EYE_INNER + 2 * EYE_OUTER) / 3, None, I_UP), 38: (-(2 * EYE_INNER + EYE_OUTER) / 3, None, I_UP),
     39: (-EYE_INNER, None, (I_UP + I_LO) // 2), 40: (-(2 * EYE_INNER + EYE_OUTER) / 3, None, I_LO), 41: (-(EYE_INNER + 2 * EYE_OUTER) / 3, None, I_LO),
     48: (-MOUTH_HALF - 1, None, I_M), 49: (-15, "up"), 50: (-5, "up"), 51: (0, "up"),
     57: (0, "lo"), 58: (-6, "lo"), 59: (-15, "lo"),
-    60: (-MOUTH_HALF + 2, None, I_M), 61: (-10, None, I_UL), 62: (0, None, I_UL),
-    66: (0, None, I_LL), 67: (-10, None, I_LL),
+    # The inner lip's 61 and 67 lie in line with the outer lip's 50 and 58, as in the iBUG markup.
+    60: (-MOUTH_HALF + 2, None, I_M), 61: (-6, None, I_UL), 62: (0, None, I_UL),
+    66: (0, None, I_LL), 67: (-6, None, I_LL),
 }
 
 
