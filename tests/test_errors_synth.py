@@ -84,7 +84,7 @@ CASES = [
     ("index-only", [], ["index.csv", "--force"]),
     ("converted", [], ["AFLW2000-3D from /data/AFLW2000", "different dataset"]),
     # made before SynthFaces had a generator version: by an older renderer, so not resumed into
-    ("legacy", [], ["different dataset", "generator_version None there, 3 here", "--force"]),
+    ("legacy", [], ["different dataset", f"generator_version None there, {synth.GENERATOR_VERSION} here", "--force"]),
     ("bad-manifest", [], ["dataset.json is not a readable dataset manifest", "--force"]),
     ("file", [], ["is a file, not a folder"]),
     ("under-file", [], ["is a file, not a folder"]),

@@ -103,8 +103,7 @@ def make_sample(protocol: str, index: int, *, spec: VolumeSpec, seed: int = SEED
     r = render_face(model, identity, expression, yaw=np.radians(yaw), pitch=np.radians(pitch),
                     roll=np.radians(roll), spec=spec, rng=rng, clutter=p.clutter,
                     occluders=p.occluders, lighting=p.lighting)
-    frontal = model.vertices(identity, expression)
-    slab = slab_from_model(frontal, _slab_faces(), r["affine"], grid_shape=(spec.height, spec.width))
+    slab = slab_from_model(r["model_vertices"], _slab_faces(), r["affine"], grid_shape=(spec.height, spec.width))
     sample = dict(image=r["image"], landmarks=np.asarray(r["landmarks"], np.float32), front=slab.front,
                   mask=slab.mask, back=np.float32(slab.back), affine=slab.affine,
                   frame=r["frame"].to_array())
@@ -144,8 +143,10 @@ def check_generate_args(n, seed, shard_size, workers) -> None:
 # Bumped whenever the same (protocol, seed, index) would give other pixels or labels (the face model,
 # the renderer): a folder made by an older SynthFaces is then refused, not resumed into a mix of both.
 # 1 (no key): the first SynthFaces; 2: acted-strength expressions; 3: the appearance made for
-# real-face detectors (synthfaces.texture and synthfaces.scene, lights with soft shadows).
-GENERATOR_VERSION = 3
+# real-face detectors (synthfaces.texture and synthfaces.scene, lights with soft shadows); 4: jaw
+# landmarks on the outline as in the iBUG markup, backgrounds out of focus, in-camera sharpening,
+# the near ear in front of the face, a fuller neck.
+GENERATOR_VERSION = 4
 
 
 def generate(protocol: str, out, *, n: int | None = None, spec: VolumeSpec | None = None,

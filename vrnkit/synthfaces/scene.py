@@ -1,6 +1,6 @@
 """Everything in a SynthFaces photo that is not the face mesh: background, the head around the
 face (hair styles, ears, neck, shoulders), accessories (glasses, sunglasses, hats), occluders
-(hands, cups, phones, microphones, poles) and the camera (blur, noise, JPEG).
+(hands, cups, phones, microphones, poles) and the camera (blur, sharpening, noise, JPEG).
 
 Surfaces are not painted as colours but written into a :class:`Surfaces` buffer (albedo,
 normal, depth per pixel), back to front; synthfaces.render then lights all of them at once, so
@@ -30,6 +30,8 @@ HEAD_RADII = np.array([76.0, 100.0, 99.0])
 HAIR_STYLES = ("short", "medium", "long", "curly", "bun")
 HAIR_STYLE_P = {True: (0.72, 0.12, 0.05, 0.11, 0.0), False: (0.12, 0.3, 0.4, 0.1, 0.08)}  # men, women
 GLASSES_P, HAT_P = 0.2, 0.05  # people wearing glasses, a hat
+BACKGROUND_BLUR_P = 0.7  # share of cluttered backgrounds out of focus
+SHARPEN_P = 0.7  # share of photos sharpened by the camera
 SUNGLASSES_SHARE = 0.2  # of the glasses: dark lenses
 # Where occluders sit: landmark groups (mouth and lower jaw, sides of the face, eyes and nose)
 OCCLUDER_ANCHORS = (list(range(4, 13)) + list(range(48, 68)), [0, 1, 2, 3, 13, 14, 15, 16], list(range(27, 48)))
@@ -118,16 +120,25 @@ def _stretch(n, size):
     return out
 
 
+def _mix(a, b, t) -> np.ndarray:
+    """(H, W, 3) float32 a + t * (b - a) for colours a, b and weights t (H, W), channel by channel
+    (twice as fast as broadcasting over a last axis of 3)."""
+    a, d = np.broadcast_to(np.float32(a), 3), np.asarray(b, np.float32) - np.float32(a)
+    return np.stack([a[i] + t * d[i] for i in range(3)], -1)
+
+
 def background(rng, H, W, clutter):
-    """(H, W, 3) float32: a crop of a sample photo or procedural clutter (or a plain gradient)."""
+    """(H, W, 3) float32: a crop of a sample photo or procedural clutter, mostly out of focus (or a
+    plain gradient)."""
     yy, xx = np.ogrid[0:H, 0:W]
     yy, xx = yy.astype(np.float32) / max(H, W), xx.astype(np.float32) / max(H, W)
     a, b = rng.uniform(0, 1, 3).astype(np.float32), rng.uniform(0, 1, 3).astype(np.float32)
     ang = rng.uniform(0, 2 * np.pi)
     cos, sin = np.float32(np.cos(ang)), np.float32(np.sin(ang))
-    gradient = lambda: a + np.clip(0.5 + cos * (xx - 0.5) + sin * (yy - 0.5), 0, 1)[..., None] * (b - a)  # noqa: E731
+    gradient = lambda: _mix(a, b, np.clip(0.5 + cos * (xx - 0.5) + sin * (yy - 0.5), 0, 1))  # noqa: E731
     if not clutter:
         return (gradient() + 0.03 * _smooth_noise(rng, H, W)[..., None]).astype(np.float32)
+    resample = 0.0
     if rng.random() < 0.55:  # a crop of a real photo
         photos = _photos()
         p = photos[rng.integers(len(photos))]
@@ -138,18 +149,32 @@ def background(rng, H, W, clutter):
         img = p[rows[:, None], cols] * rng.uniform(0.7, 1.2, 3).astype(np.float32)
         if rng.random() < 0.5:
             img = img[:, ::-1]
+        resample = 1.4 * H / c  # (px) a blur this wide hides the blocks of a photo enlarged by picking pixels
     else:  # procedural clutter: tinted noise, stripes, boxes and discs
-        img = gradient() + (0.25 * _smooth_noise(rng, H, W, 6)[..., None] * rng.uniform(-1, 1, 3)).astype(np.float32)
+        img = gradient() + _mix(0, rng.uniform(-1, 1, 3), 0.25 * _smooth_noise(rng, H, W, 6))
         if rng.random() < 0.3:
             f = rng.uniform(4, 30)
             img = img * (0.8 + 0.2 * np.sign(np.sin(f * (xx * np.cos(ang) + yy * np.sin(ang)))))[..., None]
+        S = max(H, W)
         for _ in range(rng.integers(0, 7)):
             x0, y0 = rng.uniform(-0.2, 1, 2)
             w, h = rng.uniform(0.05, 0.6, 2)
-            box = (xx >= x0) & (xx < x0 + w) & (yy >= y0) & (yy < y0 + h)
-            if rng.random() < 0.4:
-                box = (xx - x0) ** 2 + (yy - y0) ** 2 < (w / 2) ** 2
-            img[box] = img[box] * rng.uniform(0, 0.5) + rng.uniform(0, 1, 3)
+            if rng.random() < 0.4:  # a disc, drawn within its bounding square
+                r0, r1 = max(int((y0 - w / 2) * S), 0), max(int(np.ceil((y0 + w / 2) * S)), 0)
+                c0, c1 = max(int((x0 - w / 2) * S), 0), max(int(np.ceil((x0 + w / 2) * S)), 0)
+                box = (xx[:, c0:c1] - x0) ** 2 + (yy[r0:r1] - y0) ** 2 < (w / 2) ** 2
+            else:  # a box: the pixels with (xx, yy) >= (x0, y0) and < (x0 + w, y0 + h), as a slice
+                r0, r1 = max(int(np.ceil(y0 * S)), 0), max(int(np.ceil((y0 + h) * S)), 0)
+                c0, c1 = max(int(np.ceil(x0 * S)), 0), max(int(np.ceil((x0 + w) * S)), 0)
+                box = np.ones((len(yy[r0:r1]), len(xx[0, c0:c1])), bool)
+            patch = img[r0:r1, c0:c1]
+            patch[box] = patch[box] * rng.uniform(0, 0.5) + rng.uniform(0, 1, 3)
+    # Depth of field: the camera focused on the face, the background behind it soft. A box blur
+    # (a lens' blur is a disc, not a Gaussian; and a box costs half as much) of width k px.
+    k = rng.uniform(2, 12) * W / 192 if rng.random() < BACKGROUND_BLUR_P else 0.0
+    k = int(round(np.hypot(k, resample)))
+    if k >= 2:
+        img = ndimage.uniform_filter1d(ndimage.uniform_filter1d(img, k, axis=0), k, axis=1)
     return np.clip(img, 0, 1).astype(np.float32)
 
 
@@ -209,9 +234,12 @@ def draw_head(surf: Surfaces, affine, look, rng):
         r, c, z, n = _ellipsoid(affine, np.array([0.0, 75.0 + look["hair_low"], -105.0]),
                                 np.array([HEAD_RADII[0] + vol + 12, 150.0, 60.0]), H, W)
         surf.put(r, c, hair * streak[r, c, None], n, z, 0.6, 0.55)
-    # The neck: its front (the throat) about 35 mm behind the chin, so the jaw shades it.
-    r, c, z, n = _ellipsoid(affine, np.array([0.0, 165.0, -82.0]), np.array([look["neck"], 120.0, 50.0]), H, W)
-    surf.put(r, c, skin * 0.8, n, z, 0.5, 0.6)
+    # The neck: its front (the throat) about 35 mm behind the chin, so the jaw shades it. A tall
+    # ellipsoid whose top is inside the skull, so it is nearly its full width under the jaw and
+    # the ears (a short one tapered there: a head on a stalk); cut off where it enters the clothes.
+    r, c, z, n = _ellipsoid(affine, np.array([0.0, 170.0, -84.0]), np.array([look["neck"], 180.0, 50.0]), H, W)
+    keep = _to_model(affine, r, c, z)[1] < 235
+    surf.put(r[keep], c[keep], skin * 0.92, n[keep], z[keep], 0.5, 0.6)
     if look["style"] == "bun":
         r, c, z, n = _ellipsoid(affine, np.array([0.0, -95.0, -150.0]), np.array([34.0, 30.0, 34.0]), H, W)
         surf.put(r, c, hair * streak[r, c, None], n, z, 0.6, 0.8)
@@ -223,16 +251,20 @@ def draw_head(surf: Surfaces, affine, look, rng):
     low = dict(short=22.0, medium=55.0, long=70.0, curly=40.0, bun=22.0)[look["style"]]
     hairy = p[1] < low + 0.5 * np.clip(-88 - p[2], 0, None) - 8 * np.abs(np.sin(p[0] / 9))
     hairy &= not look["bald"]
-    col = np.where(hairy[:, None], hair * streak[r, c, None], skin * 0.95)
+    col = np.where(hairy[:, None], hair * streak[r, c, None], skin)
     surf.put(r, c, col, n, z, np.where(hairy, 0.6, 0.5), np.where(hairy, 0.75, 0.9))
-    # Ears, where short hair leaves them free.
+
+
+def draw_ears(surf, affine, look):
+    """Ears, where short hair leaves them free: flat ellipses turned 25 deg forward, standing out
+    of the skull (through short hair), drawn after the face mesh where they are in front of what
+    is there. (The mesh's sides reach the ears: drawn before it, it hid part of a turned head's near ear.)"""
     if look["style"] in ("short", "bun") or look["bald"]:
-        _draw_ears(surf, affine, skin, 0 if look["bald"] else vol)
+        _draw_ears(surf, affine, look["skin"], 0 if look["bald"] else look["volume"])
 
 
 def _draw_ears(surf, affine, skin, out):
-    """Ears: flat ellipses turned 25 deg forward, standing ``out`` mm out of the skull (through
-    short hair), drawn where they are in front of what is there."""
+    """Ears standing ``out`` mm out of the skull; each pixel's depth is the ear's plane there."""
     from skimage.draw import polygon
 
     H, W = surf.depth.shape
@@ -243,15 +275,17 @@ def _draw_ears(surf, affine, skin, out):
         back = np.array([-nrm[2], 0, nrm[0]]) * side
         t = np.linspace(0, 2 * np.pi, 20, endpoint=False)[:, None]
         centre = np.array([side * (74.0 + out), 14.0, -97.0])
-        zc = px(centre)[2]
+        c = px(centre)
         n_post = R @ nrm
         n_post = (n_post * np.sign(n_post[2] + 1e-9)).astype(np.float32)  # the side we see
+        nz = max(float(n_post[2]), 0.05)  # (seen edge on, the ear is a sliver: its slope may be cut)
         for scale, tone in ((1.0, 0.95), (0.55, 0.6)):
             ring = centre + scale * (31 * np.cos(t) * [0, 1, 0] + 17 * np.sin(t) * back) + (1 - scale) * 8 * back
             q = px(ring)
             rr, cc = polygon(q[:, 1] - 0.5, q[:, 0] - 0.5, (H, W))
-            front = zc > surf.depth[rr, cc]
-            surf.put(rr[front], cc[front], skin * np.float32([1.0, 0.9, 0.87]) * tone, n_post, zc, 0.3, 0.7)
+            z = (c[2] - (n_post[0] * (cc + 0.5 - c[0]) + n_post[1] * (rr + 0.5 - c[1])) / nz).astype(np.float32)
+            front = z >= surf.depth[rr, cc]  # (>=, in float32 as stored: the hollow is drawn over its own rim)
+            surf.put(rr[front], cc[front], skin * np.float32([1.0, 0.9, 0.87]) * tone, n_post, z[front], 0.3, 0.7)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,33 +301,31 @@ def _ring(cx, cy, a, b, power, n=28):
 def _glasses_mesh(look):
     """Glasses in model mm: (vertices (N, 3), frame triangles, lens triangles)."""
     verts, frame, lens = [], [], []
+    count = 0  # vertices so far
     zf = 15.0  # mm in front of the corneas
-    w = look["frame"]
+    w = float(look["frame"])
+    curve = lambda x: zf - 0.004 * np.asarray(x) ** 2  # noqa: E731  (the frame curves back around the face)
     for side in (-1, 1):
         cx, cy = side * 31.0, 2.0
         outer = _ring(cx, cy, 24.0 + w, look["lens"] + w, look["lens_square"])
         inner = _ring(cx, cy, 24.0, look["lens"], look["lens_square"])
-        k = len(verts)
-        z = zf - 0.004 * (outer[:, 0] ** 2)  # the frame curves back around the face
-        verts += [[x, y, zz] for (x, y), zz in zip(outer, z)] + [[x, y, zz] for (x, y), zz in zip(inner, z)]
         n = len(outer)
-        for i in range(n):
-            j = (i + 1) % n
-            frame += [[k + i, k + j, k + n + i], [k + j, k + n + j, k + n + i]]
-        centre = len(verts)
-        verts.append([cx, cy, zf - 0.004 * cx ** 2])
-        lens += [[centre, k + n + i, k + n + (i + 1) % n] for i in range(n)]
+        z = curve(outer[:, 0])[:, None]
+        verts += [np.c_[outer, z], np.c_[inner, z], [[cx, cy, curve(cx)]]]  # outline, inner outline, centre
+        i = np.arange(n)
+        o, q, j = count + i, count + n + i, count + (i + 1) % n  # outer, inner, next outer
+        frame.append(np.stack([o, j, q, j, j + n, q], 1).reshape(-1, 3))  # two triangles per segment
+        lens.append(np.stack([np.full(n, count + 2 * n), q, (i + 1) % n + count + n], 1))
+        count += 2 * n + 1
         # Temple arm from the lens' outer edge back to the ear.
         x0 = side * (31.0 + 24.0 + w)
-        k = len(verts)
-        verts += [[x0, -3, zf - 0.004 * x0 ** 2], [x0, -3 + w + 1, zf - 0.004 * x0 ** 2],
-                  [side * 76.0, -1, -85.0], [side * 76.0, w + 2, -85.0]]
-        frame += [[k, k + 1, k + 2], [k + 1, k + 3, k + 2]]
+        verts.append([[x0, -3, curve(x0)], [x0, -3 + w + 1, curve(x0)], [side * 76.0, -1, -85.0], [side * 76.0, w + 2, -85.0]])
+        frame.append(count + np.array([[0, 1, 2], [1, 3, 2]]))
+        count += 4
     # Bridge over the nose.
-    k = len(verts)
-    verts += [[-8.0, -1, 22.0], [8.0, -1, 22.0], [-8.0, 1 + w, 22.0], [8.0, 1 + w, 22.0]]
-    frame += [[k, k + 1, k + 2], [k + 1, k + 3, k + 2]]
-    return np.array(verts), np.array(frame), np.array(lens)
+    verts.append([[-8.0, -1, 22.0], [8.0, -1, 22.0], [-8.0, 1 + w, 22.0], [8.0, 1 + w, 22.0]])
+    frame.append(count + np.array([[0, 1, 2], [1, 3, 2]]))
+    return np.concatenate(verts).astype(np.float64), np.concatenate(frame), np.concatenate(lens)
 
 
 FRAME_COLOURS = np.array([[0.03, 0.03, 0.03], [0.25, 0.13, 0.06], [0.6, 0.6, 0.62], [0.7, 0.55, 0.25]])
@@ -438,10 +470,11 @@ def _sensor_noise(rng, H, W) -> np.ndarray:
 
 
 def camera(image, rng, width):
-    """Colour balance, contrast, vignetting, blur, sensor noise, 8-bit quantisation and JPEG ->
+    """Colour balance, contrast, vignetting, blur, sharpening, sensor noise, 8-bit quantisation and JPEG ->
     (H, W, 3) uint8. Blur and noise scale with the crop's width (192 px: the paper's)."""
     H, W = image.shape[:2]
-    img = image * rng.uniform(0.9, 1.1, 3).astype(np.float32) + np.float32(rng.normal(0, 0.03))
+    gain = np.tile(rng.uniform(0.9, 1.1, 3).astype(np.float32), W)  # per channel, along a row (H, W * 3): fast
+    img = (image.reshape(H, W * 3) * gain + np.float32(rng.normal(0, 0.03))).reshape(H, W, 3)
     mean = img.mean()
     img = np.clip((img - mean) * np.float32(rng.uniform(0.8, 1.2)) + mean, 0, 1) ** np.float32(rng.uniform(0.8, 1.25))
     if rng.random() < 0.3:  # vignetting: the corners darker
@@ -453,6 +486,10 @@ def camera(image, rng, width):
         img = ndimage.gaussian_filter(img, (*(rng.uniform(0.3, 1.1) * width / 192,) * 2, 0))
     elif blur < 0.32:  # a little motion
         img = ndimage.uniform_filter1d(img, max(2, int(rng.uniform(2, 4) * width / 192)), axis=int(rng.integers(2)))
+    if rng.random() < SHARPEN_P:  # in-camera sharpening (most cameras' JPEG processing): an unsharp mask of radius 1 px
+        amount = np.float32(rng.uniform(0.3, 1.0))  # (img is this function's own array: changed in place)
+        img[1:-1, 1:-1] += amount * (img[1:-1, 1:-1] - np.float32(0.25) * (img[:-2, 1:-1] + img[2:, 1:-1]
+                                                                          + img[1:-1, :-2] + img[1:-1, 2:]))
     img = img + np.float32(rng.uniform(0, 0.025)) * _sensor_noise(rng, H, W)
     out = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
