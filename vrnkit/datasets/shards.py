@@ -87,14 +87,20 @@ def write_shard(root, number: int, samples: list[dict], meta: list[dict]) -> Pat
 
 
 def _savez(tmp, arrays):
-    """np.savez_compressed, at zlib level 1 instead of 6: 1 % larger (noisy images barely compress
-    at any level) and 1 ms a paper-size sample faster (2.5 ms instead of 3.4)."""
+    """np.savez_compressed, but faster: images stored as they are (noisy photos shrink only to 73 %
+    under zlib, and compressing them was a tenth of a SynthFaces sample's time), the rest at zlib
+    level 1 instead of 6 (1 % larger). A paper-size sample takes 137 KiB on disk instead of 108,
+    and 1.2 ms to write instead of 3.4 (and reads back faster)."""
+    import io
     import zipfile
 
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+    with zipfile.ZipFile(tmp, "w", allowZip64=True) as z:
         for name, a in arrays.items():
-            with z.open(name + ".npy", "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(a), allow_pickle=False)
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=False)
+            entry = zipfile.ZipInfo(name + ".npy")  # (its fixed date: the same samples, the same bytes)
+            z.writestr(entry, buf.getbuffer(), compresslevel=1,
+                       compress_type=zipfile.ZIP_STORED if name == "image" else zipfile.ZIP_DEFLATED)
 
 
 def _jsonable(row: dict) -> dict:
