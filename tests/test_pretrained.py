@@ -64,10 +64,12 @@ def test_export_ships_a_run_with_curve_and_table(tmp_path, monkeypatch):
     assert list(out["table"]["samples"]) == [4]
 
 
-@pytest.mark.parametrize("name, bound", [("vrn-192", 0.8), ("vrn-guided-192", 0.85)])
+@pytest.mark.parametrize("name, bound", [("vrn-192", 0.75), ("vrn-guided-192", 0.75)])
 def test_full_resolution_models_are_small_and_reconstruct_held_out_faces(name, bound):
     """The paper-size models: fp16 files <= 10 MB, and on held-out faces an IoU that a broken
-    model or loader cannot reach (their tables: 0.85-0.91 on 48 faces per set)."""
+    model or loader cannot reach. They were trained on SynthFaces generator version 1 (their
+    tables: 0.85-0.91 on 48 faces per set); on these three version-4 faces they score 0.81 and
+    0.81, and the guided one given its landmarks with x and y swapped 0.27-0.44."""
     path = pretrained.WEIGHTS / pretrained.PRETRAINED[name]
     assert path.stat().st_size <= 10e6
     import torch
