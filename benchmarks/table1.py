@@ -76,7 +76,8 @@ def findings(exact: pd.DataFrame, noisy: pd.DataFrame, clipping: pd.DataFrame) -
         f"192 px networks score {e['vrn-guided-192'] / e['voxelised-gt']:.1f} (guided) and "
         f"{e['vrn-192'] / e['voxelised-gt']:.1f} (VRN) times the floor; that excess is their own: they trained for "
         "7 GPU-minutes, on the SynthFaces of generator version 1, and these test faces are of version "
-        f"{GENERATOR_VERSION} (stronger expressions, a new appearance), a shift they never saw.",
+        f"{GENERATOR_VERSION} (stronger expressions, a new appearance, and jaw landmarks placed as the iBUG-68 markup "
+        "places them, 10 mm higher at the ears: new guidance for the guided one), a shift they never saw.",
         f"  2. Depth. The floor grows with |yaw| ({yaw.iloc[0]:.3f} / {yaw.iloc[1]:.3f} / {yaw.iloc[2]:.3f} in the "
         "0-30 / 30-60 / 60-90 bins) because the paper's volume spans 100 px of depth (200 slices at two per pixel) "
         "and the face region does not fit: on average "
