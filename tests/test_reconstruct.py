@@ -38,13 +38,15 @@ def composite(index: int, *, xy=(300, 120), scale=1.3):
 
 @pytest.mark.parametrize("index", [27, 46])  # near-frontal held-out faces (yaw 2 deg)
 def test_a_face_pasted_into_a_photo_is_found_and_reconstructed_in_place(index):
-    """Measured with vrn-guided-192 and dlib's landmarks: landmark error 4.5 / 4.4 px (face 117 px
-    across), NME 0.098 / 0.101; 15 px to the side gives 0.22. (On the SynthFaces before their
-    anthropometric calibration, which vrn-guided-192 was trained on: NME 0.035 and 0.084.)"""
+    """Measured with vrn-guided-192 and dlib's landmarks on generator-version-4 faces: landmark
+    error 7.0 / 4.9 px (face 117 px across; a landmark in the wrong frame is tens of px off), NME
+    0.103 / 0.112; 15 px to the side gives 0.24. Face 27's error is its jaw (17 px): its neck is lit
+    like its face, so dlib puts the chin where the long chin's shading fades, 18 px above the
+    mesh's. (On version 3: 4.5 / 4.4 px, NME 0.098 / 0.101.)"""
     photo, lm, vertices, sample = composite(index)
     rec = reconstruct(photo)
     assert rec.source == "hog" and rec.faces_found == 1
-    assert np.linalg.norm(rec.landmarks[:, :2] - lm[:, :2], axis=1).mean() < 5.0
+    assert np.linalg.norm(rec.landmarks[:, :2] - lm[:, :2], axis=1).mean() < 8.0
     pred, faces = front_facing(rec.vertices, rec.faces, sample["affine"])
     assert nme(vertices, pred, lm, pred_faces=faces) < 0.12
     # the same mesh 15 px to the side is far worse: the bound above checks the placement
