@@ -117,14 +117,15 @@ def fragments(vertices, faces, height: int, width: int, *, bary: bool = True) ->
     (``Fragments.bary`` is then None) when only depths are needed.
     """
     cover = _cover(vertices, faces, height, width)
-    weights = _bary(cover, cover.tri, cover.cx, cover.cy) if bary else None
-    return Fragments(cover.pixel, cover.keep[cover.tri], weights, cover.z)
+    weights = _bary(cover.setup, cover.tri, cover.cx, cover.cy) if bary else None
+    return Fragments(cover.pixel, cover.setup.keep[cover.tri], weights, cover.z)
 
 
 @dataclass
 class _Setup:
-    """Per-triangle set-up shared by both z-buffers and fragments(): the non-degenerate triangles,
-    made counter-clockwise, with their pixel boxes, integer edge functions and planes."""
+    """Per-triangle set-up of fragments() and rasterize_numpy() (the compiled loop repeats its
+    arithmetic): the non-degenerate triangles, made counter-clockwise, with their pixel boxes,
+    integer edge functions and planes."""
 
     keep: np.ndarray  # (T,) original triangle index of each non-degenerate triangle
     swapped: np.ndarray  # (T,) bool: corners 1 and 2 were swapped to make the triangle counter-clockwise
@@ -139,13 +140,11 @@ class _Coverage:
     """What fragments() finds: every covered pixel centre, its triangle and depth."""
 
     pixel: np.ndarray  # (K,) flat pixel index
-    tri: np.ndarray  # (K,) index into ``keep`` (the non-degenerate triangles)
+    tri: np.ndarray  # (K,) index into ``setup.keep`` (the non-degenerate triangles)
     z: np.ndarray  # (K,) depth at the pixel centre
-    keep: np.ndarray
-    swapped: np.ndarray
-    planes: np.ndarray
     cx: np.ndarray  # (K,) pixel centres
     cy: np.ndarray
+    setup: _Setup  # the triangles' set-up, for their original indices and weights
 
 
 def _bary(setup, t, cx, cy) -> np.ndarray:
@@ -230,7 +229,7 @@ def _cover(vertices, faces, height: int, width: int) -> _Coverage:
     cx, cy = px + 0.5, py + 0.5
     zp = s.zplane[tri]
     z = zp[:, 0] * cx + zp[:, 1] * cy + zp[:, 2]
-    return _Coverage(py * width + px, tri, z, s.keep, s.swapped, s.planes, cx, cy)
+    return _Coverage(py * width + px, tri, z, cx, cy, s)
 
 
 def _fragments_chunk(sl, count, x_lo, y_lo, nx, edges):
@@ -298,10 +297,10 @@ def rasterize_numpy(vertices, faces, height: int, width: int, *, bary: bool = Tr
         win[cover.pixel[hit]] = cover.tri[hit]
     hit = np.nonzero(win >= 0)[0]
     triangle = np.full(height * width, -1, np.int32)
-    triangle[hit] = cover.keep[win[hit]]
+    triangle[hit] = cover.setup.keep[win[hit]]
     weights = np.zeros((height * width, 3), np.float32)
     if bary and len(hit):
-        weights[hit] = _bary(cover, win[hit], hit % width + 0.5, hit // width + 0.5)
+        weights[hit] = _bary(cover.setup, win[hit], hit % width + 0.5, hit // width + 0.5)
     return Raster(depth.astype(np.float32).reshape(height, width), triangle.reshape(height, width),
                   weights.reshape(height, width, 3))
 

@@ -150,7 +150,7 @@ def render_face(model: FaceModel, identity, expression, *, yaw: float, pitch: fl
     surf = scene.Surfaces(H, W)
     if head:
         scene.draw_head(surf, affine, look, rng)
-    vnormals = grid_normals(v).astype(np.float32)
+    vnormals = grid_normals(v)  # (float32)
     _draw_face(surf, r, faces, vnormals, model, look)
     if head:
         scene.draw_ears(surf, affine, look)
@@ -263,18 +263,26 @@ def _shadow_mesh():
     return used, inverse.reshape(faces.shape).astype(np.int32)
 
 
+def _light_view(vertices, faces, direction, cell):
+    """The mesh z-buffered as seen from ``direction`` (orthographic, ``cell`` units per texel):
+    (B the view's axes (3, 3), q the vertices in them (N, 3), lo the map's corner, size its
+    (width, height) in texels, zmap (height, width) the nearest depth toward the light)."""
+    B = _light_basis(direction)
+    q = vertices @ B.T
+    lo = q[:, :2].min(0) - cell
+    size = np.ceil((q[:, :2].max(0) - lo) / cell).astype(int) + 2
+    zmap = rasterize(np.c_[(q[:, :2] - lo) / cell, q[:, 2]], faces, size[1], size[0], bary=False).depth
+    return B, q, lo, size, zmap
+
+
 def _shadow(depth, vertices, faces, light, softness) -> np.ndarray:
     """(H, W) float32 in [0, 1]: how much of the key light reaches each surface pixel (1 where
     nothing is drawn). A shadow map: the face mesh z-buffered as seen from the light; a point is
     lit unless the map holds something nearer to the light. Blurred by ``softness`` px for
     soft shadow edges (a light of some size)."""
     H, W = depth.shape
-    B = _light_basis(light)
-    q = vertices @ B.T
     cell = max(W / SHADOW_TEXELS, 1.0)  # crop px per shadow-map texel (no finer than the pixels)
-    lo = q[:, :2].min(0) - cell
-    size = np.ceil((q[:, :2].max(0) - lo) / cell).astype(int) + 2
-    zmap = rasterize(np.c_[(q[:, :2] - lo) / cell, q[:, 2]], faces, size[1], size[0], bary=False).depth
+    B, _, lo, size, zmap = _light_view(vertices, faces, light, cell)
     # Test the surfaces once per texel (every step-th pixel), then spread each answer over its
     # step x step block: the map holds no finer detail.
     step = max(int(round(cell)), 1)
@@ -327,11 +335,7 @@ def _vertex_ao(model: FaceModel) -> np.ndarray:
     dirs = np.concatenate([dirs, dirs * [-1, 1, 1]])  # ...and its mirror image: a symmetric face stays symmetric
     seen, weight = np.zeros(len(v)), np.zeros(len(v))
     for d in dirs:
-        B = _light_basis(d)
-        q = v @ B.T
-        lo = q[:, :2].min(0) - 1
-        size = np.ceil(q[:, :2].max(0) - lo).astype(int) + 2  # 1 mm texels
-        zmap = rasterize(np.c_[q[:, :2] - lo, q[:, 2]], faces, size[1], size[0], bary=False).depth
+        _, q, lo, _, zmap = _light_view(v, faces, d, 1.0)  # 1 mm texels
         u = np.floor(q[:, :2] - lo).astype(np.intp)
         w = np.clip(n @ d, 0, None)
         seen += w * (q[:, 2] >= zmap[u[:, 1], u[:, 0]] - 2.0)

@@ -121,7 +121,8 @@ def face_maps():
                 crease=crease, socket=socket, lid_shadow=lid_shadow, limbus=limbus, lip_line=lip_line,
                 moustache=moustache, goatee=goatee, nose_red=nose_red)
     maps["painted"] = np.max([maps[k] for k in _PAINTED if k != "brow_u"] + [brow_u >= 0], axis=0) > 0
-    feature_names = [k for k in maps if k not in BASE_MAPS + ("skin_noise",)]
+    # (mesh's own "lash" and "brows" maps are superseded by lash_up/lash_lo and brow_v/brow_u here)
+    feature_names = [k for k in maps if k not in BASE_MAPS + ("skin_noise", "lash", "brows")]
     return maps["skin_noise"].astype(np.float32), _stack(maps, BASE_MAPS), feature_names, _stack(maps, feature_names)
 
 
